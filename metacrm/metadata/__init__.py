@@ -1,0 +1,1 @@
+"""The metadata contract: schemas per kind, bundles, validation, the live registry, diffs."""

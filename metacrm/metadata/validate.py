@@ -1,0 +1,332 @@
+"""Whole-bundle validation: each document against its kind's JSON Schema, then the
+references across documents (a layout's fields exist, a lookup's target exists, a
+filter's fields exist and its operators fit the field types...)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from jinja2 import TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .bundle import MetaIssue
+from .model import SYSTEM_FIELD_NAMES, ObjectDef
+from .registry import Registry
+from .schema import validate_document
+
+PROTECTED = {("object", "user"), ("object", "department"), ("role", "admin")}
+_SANDBOX = ImmutableSandboxedEnvironment()
+
+# Other packages (workflow actions from plugins) may add action names here.
+EXTRA_ACTIONS: set[str] = set()
+BUILTIN_ACTIONS = {"update_field", "create_record", "notify", "webhook", "submit_for_approval", "assign_to_pool"}
+
+
+def validate_change(
+    live: Registry,
+    documents: list[dict],
+    deletes: Iterable[tuple[str, str]],
+    sources: dict[tuple[str, str], str],
+) -> tuple[Registry | None, list[MetaIssue]]:
+    """Validate `documents` (and `deletes`) against the live registry; return the new one."""
+    issues: list[MetaIssue] = []
+    deletes = list(deletes)
+    for doc in documents:
+        src = sources.get((str(doc.get("kind")), str(doc.get("name"))), f"{doc.get('kind')}/{doc.get('name')}")
+        for problem in validate_document(doc):
+            issues.append(MetaIssue(src, problem.path, problem.message))
+    for kind, name in deletes:
+        if (kind, name) in PROTECTED:
+            issues.append(MetaIssue(f"{kind}/{name}", "", "system documents cannot be deleted"))
+        elif live.get(kind, name) is None:
+            issues.append(MetaIssue(f"{kind}/{name}", "", "no such document to delete"))
+    if issues:
+        return None, issues
+    new = live.with_changes(documents, deletes)
+    changed = {(d["kind"], d["name"]) for d in documents}
+    issues.extend(check_references(new, changed | set(deletes), sources))
+    return (None if issues else new), issues
+
+
+def check_references(registry: Registry, changed: set, sources: dict) -> list[MetaIssue]:
+    """Check every document (a delete can break a document that did not change)."""
+    issues: list[MetaIssue] = []
+    for (kind, name), doc in sorted(registry.documents.items()):
+        src = sources.get((kind, name), f"{kind}/{name}")
+        checker = CHECKERS.get(kind)
+        if checker is None:
+            continue
+
+        def report(path: str, message: str, _src: str = src) -> None:
+            issues.append(MetaIssue(_src, path, message))
+
+        checker(registry, doc, report)
+    # Keep issues about documents that changed, and any about untouched documents only if a
+    # change broke them (they were valid before, so any issue there is caused by this change).
+    return issues
+
+
+Report = Callable[[str, str], None]
+
+
+def _object(registry: Registry, name: Any, path: str, report: Report) -> ObjectDef | None:
+    if not isinstance(name, str) or name not in registry.objects:
+        report(path, f"unknown object {name!r}")
+        return None
+    return registry.objects[name]
+
+
+def _field(obj: ObjectDef | None, name: Any, path: str, report: Report, system_ok: bool = True):
+    if obj is None:
+        return None
+    fdef = obj.all_fields.get(name) if system_ok else obj.fields.get(name)
+    if fdef is None:
+        report(path, f"{obj.name} has no field {name!r}")
+    return fdef
+
+
+def _filter(obj: ObjectDef | None, flt: Any, path: str, report: Report, allow_changed: bool = False) -> None:
+    if obj is None or flt is None:
+        return
+    from ..platform.filters import validate_filter
+
+    for problem in validate_filter(flt, obj.all_fields, allow_changed=allow_changed):
+        report(path + (problem.path or ""), problem.message)
+
+
+def _template(text: Any, path: str, report: Report) -> None:
+    if isinstance(text, str) and ("{{" in text or "{%" in text):
+        try:
+            _SANDBOX.parse(text)
+        except TemplateSyntaxError as exc:
+            report(path, f"template error: {exc.message}")
+
+
+def check_object(registry: Registry, doc: dict, report: Report) -> None:
+    obj = registry.objects[doc["name"]]
+    seen = set()
+    for index, fdoc in enumerate(doc.get("fields") or []):
+        name = fdoc.get("name")
+        base = f"/fields/{index}"
+        if name in SYSTEM_FIELD_NAMES:
+            report(f"{base}/name", f"{name!r} is a system field every object has")
+        if name in seen:
+            report(f"{base}/name", f"field {name!r} is defined twice")
+        seen.add(name)
+        if "__" in str(name) and not str(name).startswith(doc["name"].split("__")[0]):
+            pass  # plugin-namespaced fields on core objects are allowed
+        fdef = obj.fields.get(name)
+        if fdef is None:
+            continue
+        if fdef.type in ("lookup", "user"):
+            for t_index, target in enumerate(fdef.target):
+                tpath = f"{base}/target" + (f"/{t_index}" if isinstance(fdoc.get("target"), list) else "")
+                if target not in registry.objects:
+                    report(tpath, f"lookup target {target!r} is not an object")
+        if fdef.type in ("picklist",) and fdef.default is not None and str(fdef.default) not in fdef.option_values:
+            report(f"{base}/default", f"default {fdef.default!r} is not one of the options")
+        if fdef.type == "multipicklist" and fdef.options_from not in (None, "role"):
+            report(f"{base}/options_from", "options_from may only be 'role'")
+        if fdef.type == "formula":
+            try:
+                _SANDBOX.compile_expression(fdef.expression or "")
+            except TemplateSyntaxError as exc:
+                report(f"{base}/expression", f"formula does not parse: {exc.message}")
+        if fdef.type == "rollup":
+            child = registry.objects.get(fdef.child_object or "")
+            if child is None:
+                report(f"{base}/child_object", f"unknown object {fdef.child_object!r}")
+                continue
+            link = child.fields.get(fdef.child_field or "")
+            if link is None or link.type not in ("lookup",) or doc["name"] not in link.target:
+                report(f"{base}/child_field", f"{child.name}.{fdef.child_field} is not a lookup to {doc['name']}")
+            if fdef.function != "count":
+                agg = child.fields.get(fdef.agg_field or "")
+                if agg is None or agg.value_type not in ("integer", "decimal", "currency", "percent", "date", "datetime"):
+                    report(f"{base}/field", f"{child.name}.{fdef.agg_field} is not a number or date field")
+            _filter(child, fdef.agg_filter, f"{base}/filter", report)
+    if obj.name_field and obj.name_field not in obj.all_fields:
+        report("/name_field", f"no field named {obj.name_field!r}")
+    for index, name in enumerate(obj.track_history):
+        _field(obj, name, f"/track_history/{index}", report)
+    for index, name in enumerate(doc.get("updates_last_activity") or []):
+        fdef = _field(obj, name, f"/updates_last_activity/{index}", report)
+        if fdef is not None and fdef.type != "lookup":
+            report(f"/updates_last_activity/{index}", f"{name!r} is not a lookup")
+
+
+def check_layout(registry: Registry, doc: dict, report: Report) -> None:
+    obj = _object(registry, doc.get("object"), "/object", report)
+    if obj is None:
+        return
+    for s_index, section in enumerate(doc.get("sections") or []):
+        for f_index, name in enumerate(section.get("fields") or []):
+            _field(obj, name, f"/sections/{s_index}/fields/{f_index}", report)
+    for key in ("required", "read_only", "hidden", "list_columns", "list_filters"):
+        for index, name in enumerate(doc.get(key) or []):
+            _field(obj, name, f"/{key}/{index}", report)
+    for index, related in enumerate(doc.get("related_lists") or []):
+        child = _object(registry, related.get("object"), f"/related_lists/{index}/object", report)
+        via = _field(child, related.get("via"), f"/related_lists/{index}/via", report)
+        if via is not None and obj.name not in via.target:
+            report(f"/related_lists/{index}/via", f"{child.name}.{via.name} does not point to {obj.name}")
+        for c_index, name in enumerate(related.get("columns") or []):
+            _field(child, name, f"/related_lists/{index}/columns/{c_index}", report)
+    roles = (doc.get("applies_to") or {}).get("roles") or []
+    for index, role in enumerate(roles):
+        if role != "*" and role not in registry.roles:
+            report(f"/applies_to/roles/{index}", f"unknown role {role!r}")
+
+
+def check_role(registry: Registry, doc: dict, report: Report) -> None:
+    parent = doc.get("parent")
+    if parent is not None:
+        if parent not in registry.roles:
+            report("/parent", f"unknown role {parent!r}")
+        else:
+            seen, current = {doc["name"]}, parent
+            while current:
+                if current in seen:
+                    report("/parent", f"role hierarchy has a cycle through {current!r}")
+                    break
+                seen.add(current)
+                current = (registry.roles.get(current) or {}).get("parent")
+    for name in (doc.get("objects") or {}):
+        _object(registry, name, f"/objects/{name}", report)
+    for obj_name, settings in (doc.get("fields") or {}).items():
+        obj = _object(registry, obj_name, f"/fields/{obj_name}", report)
+        for field_name in settings or {}:
+            _field(obj, field_name, f"/fields/{obj_name}/{field_name}", report)
+
+
+def check_dedup(registry: Registry, doc: dict, report: Report) -> None:
+    obj = _object(registry, doc.get("object"), "/object", report)
+    others = []
+    for index, name in enumerate(doc.get("compare_with") or []):
+        other = _object(registry, name, f"/compare_with/{index}", report)
+        if other is not None:
+            others.append(other)
+    for g_index, group in enumerate(doc.get("match_any") or []):
+        for c_index, cond in enumerate(group.get("all") or []):
+            path = f"/match_any/{g_index}/all/{c_index}"
+            _field(obj, cond.get("field"), f"{path}/field", report)
+            for other in others:
+                if other.name == (obj.name if obj else None):
+                    continue
+                other_field = cond.get("other_field") or cond.get("field")
+                if other_field not in other.all_fields:
+                    report(f"{path}/other_field", f"{other.name} has no field {other_field!r} to compare with")
+    _filter(obj, doc.get("ignore"), "/ignore", report)
+
+
+def _member_refs(registry: Registry, spec: Any, path: str, report: Report) -> None:
+    for index, role in enumerate((spec or {}).get("roles") or []):
+        if role not in registry.roles:
+            report(f"{path}/roles/{index}", f"unknown role {role!r}")
+
+
+def check_pool(registry: Registry, doc: dict, report: Report) -> None:
+    obj = _object(registry, doc.get("object"), "/object", report)
+    _filter(obj, doc.get("entry"), "/entry", report)
+    for index, rule in enumerate(doc.get("recycle") or []):
+        _filter(obj, rule.get("when"), f"/recycle/{index}/when", report)
+    _member_refs(registry, doc.get("members"), "/members", report)
+    _member_refs(registry, doc.get("admins"), "/admins", report)
+    _member_refs(registry, (doc.get("assignment") or {}).get("users"), "/assignment/users", report)
+
+
+def check_actions(registry: Registry, obj: ObjectDef | None, actions: Any, path: str, report: Report) -> None:
+    for index, action in enumerate(actions or []):
+        apath = f"{path}/{index}"
+        kind = action.get("action")
+        if kind == "update_field":
+            _field(obj, action.get("field"), f"{apath}/field", report)
+        elif kind == "create_record":
+            target = _object(registry, action.get("object"), f"{apath}/object", report)
+            for name in (action.get("values") or {}):
+                _field(target, name, f"{apath}/values/{name}", report)
+        elif kind == "assign_to_pool":
+            if registry.get("pool", str(action.get("pool"))) is None:
+                report(f"{apath}/pool", f"unknown pool {action.get('pool')!r}")
+        elif kind == "submit_for_approval" and action.get("process"):
+            if registry.get("approval_process", action["process"]) is None:
+                report(f"{apath}/process", f"unknown approval process {action['process']!r}")
+        elif kind not in BUILTIN_ACTIONS and kind not in EXTRA_ACTIONS:
+            report(f"{apath}/action", f"unknown action {kind!r} (no installed plugin provides it)")
+        for key in ("template", "subject"):
+            _template(action.get(key), f"{apath}/{key}", report)
+
+
+def check_workflow(registry: Registry, doc: dict, report: Report) -> None:
+    obj = _object(registry, doc.get("object"), "/object", report)
+    trigger = doc.get("trigger") or {}
+    _filter(obj, doc.get("condition"), "/condition", report, allow_changed=trigger.get("on") in ("update", "create_or_update"))
+    if trigger.get("on") == "schedule":
+        fdef = _field(obj, trigger.get("field"), "/trigger/field", report)
+        if fdef is not None and fdef.value_type not in ("date", "datetime"):
+            report("/trigger/field", f"{fdef.name} is not a date or datetime field")
+    check_actions(registry, obj, doc.get("actions"), "/actions", report)
+
+
+def check_approval(registry: Registry, doc: dict, report: Report) -> None:
+    obj = _object(registry, doc.get("object"), "/object", report)
+    _filter(obj, doc.get("entry"), "/entry", report)
+    for index, step in enumerate(doc.get("steps") or []):
+        _filter(obj, step.get("when"), f"/steps/{index}/when", report)
+        approvers = step.get("approver")
+        approvers = approvers if isinstance(approvers, list) else [approvers]
+        for a_index, approver in enumerate(approvers):
+            apath = f"/steps/{index}/approver" + (f"/{a_index}" if isinstance(step.get("approver"), list) else "")
+            if not isinstance(approver, dict):
+                continue
+            if "role" in approver and approver["role"] not in registry.roles:
+                report(f"{apath}/role", f"unknown role {approver['role']!r}")
+            for key in ("manager_of", "manager_chain"):
+                if key in approver:
+                    fdef = _field(obj, approver[key], f"{apath}/{key}", report)
+                    if fdef is not None and fdef.type != "user":
+                        report(f"{apath}/{key}", f"{fdef.name} is not a user field")
+    for key in ("on_submit", "on_approve", "on_reject", "on_recall"):
+        check_actions(registry, obj, doc.get(key), f"/{key}", report)
+
+
+def check_conversion(registry: Registry, doc: dict, report: Report) -> None:
+    source = _object(registry, doc.get("object"), "/object", report)
+    for index, target in enumerate(doc.get("targets") or []):
+        obj = _object(registry, target.get("object"), f"/targets/{index}/object", report)
+        for target_field, source_field in (target.get("mapping") or {}).items():
+            _field(obj, target_field, f"/targets/{index}/mapping/{target_field}", report)
+            if isinstance(source_field, str):
+                _field(source, source_field, f"/targets/{index}/mapping/{target_field}", report)
+        if target.get("link_field"):
+            _field(source, target["link_field"], f"/targets/{index}/link_field", report)
+    status = doc.get("converted_status") or {}
+    if status.get("field"):
+        _field(source, status["field"], "/converted_status/field", report)
+
+
+def check_report(registry: Registry, doc: dict, report: Report) -> None:
+    obj = _object(registry, doc.get("object"), "/object", report)
+    _filter(obj, doc.get("filter"), "/filter", report)
+    for index, group in enumerate(doc.get("group_by") or []):
+        name = group.get("field") if isinstance(group, dict) else group
+        _field(obj, name, f"/group_by/{index}", report)
+    for index, measure in enumerate(doc.get("measures") or []):
+        if measure.get("function") != "count":
+            fdef = _field(obj, measure.get("field"), f"/measures/{index}/field", report)
+            if fdef is not None and fdef.value_type not in ("integer", "decimal", "currency", "percent"):
+                report(f"/measures/{index}/field", f"{fdef.name} is not a number field")
+
+
+CHECKERS: dict[str, Callable[[Registry, dict, Report], None]] = {
+    "object": check_object,
+    "layout": check_layout,
+    "role": check_role,
+    "dedup_rule": check_dedup,
+    "pool": check_pool,
+    "workflow_rule": check_workflow,
+    "approval_process": check_approval,
+    "conversion": check_conversion,
+    "report": check_report,
+}

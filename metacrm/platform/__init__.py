@@ -1,0 +1,1 @@
+"""The generic runtime: storage, the record service, filters, security, API, web, CLI."""

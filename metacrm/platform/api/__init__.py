@@ -1,0 +1,131 @@
+"""REST API /api/v1: authentication, the error mapping, and the route modules."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..errors import CrmError, Unauthorized
+from ..security import Principal, principal_from_row, token_user
+
+log = logging.getLogger(__name__)
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+PUBLIC_ENDPOINTS = {"api.issue_token"}
+PRINCIPAL_CACHE_SECONDS = 2.0
+_principal_cache: dict[str, tuple[float, Principal]] = {}
+_cache_lock = threading.Lock()
+
+
+def runtime():
+    return current_app.extensions["metacrm"]
+
+
+def load_principal(user_id: str) -> Principal | None:
+    rt = runtime()
+    users = rt.compiled().tables["user"]
+    with rt.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(users).where(users.c.id == user_id, users.c.deleted_at.is_(None))
+        ).mappings().first()
+    if row is None or not row["active"]:
+        return None
+    from ..schemas import from_storage
+
+    data = dict(row)
+    data["roles"] = from_storage(rt.registry().object("user").fields["roles"], row["roles"]) or []
+    return principal_from_row(data)
+
+
+def principal_for_token(token: str) -> Principal | None:
+    now = time.monotonic()
+    cached = _principal_cache.get(token)
+    if cached and now - cached[0] < PRINCIPAL_CACHE_SECONDS:
+        return cached[1]
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        user_id = token_user(conn, token)
+    principal = load_principal(user_id) if user_id else None
+    with _cache_lock:
+        if len(_principal_cache) > 10000:
+            _principal_cache.clear()
+        if principal is not None:
+            _principal_cache[token] = (now, principal)
+        else:
+            _principal_cache.pop(token, None)
+    return principal
+
+
+def forget_token(token: str) -> None:
+    with _cache_lock:
+        _principal_cache.pop(token, None)
+
+
+@api.before_request
+def authenticate():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    header = request.headers.get("Authorization", "")
+    principal = None
+    if header.startswith("Bearer "):
+        principal = principal_for_token(header[7:].strip())
+        if principal is None:
+            raise Unauthorized("The token is not valid (unknown, expired or revoked).", code="invalid_token")
+    else:
+        web_user = current_app.extensions.get("metacrm.session_principal")
+        principal = web_user() if web_user else None
+    if principal is None:
+        raise Unauthorized("Authentication required: send Authorization: Bearer <token>.", code="unauthorized")
+    g.principal = principal
+    return
+
+
+def error_response(exc: CrmError):
+    response = jsonify({"error": exc.to_dict()})
+    response.status_code = exc.status
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.errorhandler(CrmError)
+def handle_crm_error(exc: CrmError):
+    return error_response(exc)
+
+
+@api.errorhandler(HTTPException)
+def handle_http_error(exc: HTTPException):
+    codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "too_large", 415: "unsupported_media"}
+    response = jsonify({"error": {"code": codes.get(exc.code, "http_error"), "message": exc.description}})
+    response.status_code = exc.code or 500
+    return response
+
+
+@api.errorhandler(Exception)
+def handle_unexpected(exc: Exception):
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    response = jsonify({"error": {"code": "internal_error", "message": "An unexpected error occurred; it was logged."}})
+    response.status_code = 500
+    return response
+
+
+def json_body(default=None):
+    """The request's JSON; malformed JSON is a 400 with the parser's position."""
+    if not request.data:
+        return default
+    try:
+        import json
+
+        return json.loads(request.data)
+    except ValueError as exc:
+        from ..errors import BadRequest
+
+        raise BadRequest(f"Malformed JSON: {exc}", code="malformed_json") from None
+
+
+from . import auth, meta, openapi, records  # noqa: F401  (routes register on import)

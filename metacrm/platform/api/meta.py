@@ -1,0 +1,173 @@
+"""Describe (/meta/objects) and metadata admin (/meta/{kind}/{name}, /meta/apply)."""
+
+from __future__ import annotations
+
+from flask import g, jsonify, request
+
+from ...metadata.bundle import documents_bundle
+from ...metadata.model import label_text
+from ...metadata.schema import KINDS
+from ..apply import apply_change
+from ..errors import BadRequest, Forbidden, NotFound
+from ..security import Access
+from . import api, json_body, runtime
+
+ACTIONS = ("create", "read", "edit", "delete", "export", "report", "claim", "approve")
+
+
+def access() -> Access:
+    rt = runtime()
+    return Access(rt.registry(), g.principal, rt.directory())
+
+
+def require_metadata_admin(acc: Access) -> None:
+    if not acc.has_permission("metadata.apply"):
+        raise Forbidden("Only administrators may change metadata.", code="forbidden")
+
+
+def describe_field(fdef, acc: Access, object_name: str, locale: str) -> dict:
+    out = {
+        "name": fdef.name,
+        "type": fdef.type,
+        "label": label_text(fdef.label, locale, fdef.name),
+        "labels": fdef.label if isinstance(fdef.label, dict) else None,
+        "required": fdef.required,
+        "read_only": fdef.read_only or acc.field_access(object_name, fdef.name) == "read_only",
+        "system": fdef.system,
+    }
+    for key in ("max_length", "precision", "scale", "min", "max", "help", "default", "format", "result_type"):
+        value = getattr(fdef, key)
+        if value is not None:
+            out[key] = value
+    if fdef.options:
+        out["options"] = fdef.options
+    if fdef.options_from:
+        out["options"] = [{"value": r, "label": r} for r in sorted(runtime().registry().roles)]
+    if fdef.target:
+        out["target"] = fdef.target if fdef.polymorphic else fdef.target[0]
+        out["on_delete"] = fdef.on_delete
+    if fdef.unique:
+        out["unique"] = True
+    return out
+
+
+def describe_object(obj, acc: Access, locale: str) -> dict:
+    registry = runtime().registry()
+    hidden = acc.hidden_fields(obj.name)
+    layouts = [doc for doc in registry.layouts(obj.name)
+               if "*" in ((doc.get("applies_to") or {}).get("roles") or ["*"])
+               or set((doc.get("applies_to") or {}).get("roles") or []) & set(g.principal.roles)
+               or acc.is_admin]
+    return {
+        "name": obj.name,
+        "label": obj.display_label(locale),
+        "plural_label": obj.display_label(locale, plural=True),
+        "labels": obj.label if isinstance(obj.label, dict) else None,
+        "name_field": obj.name_field,
+        "record_types": obj.record_types,
+        "fields": [describe_field(f, acc, obj.name, locale) for n, f in obj.all_fields.items()
+                   if n not in hidden and not (f.type == "password" and not acc.can(obj.name, "edit"))],
+        "layouts": layouts,
+        "permissions": {action: acc.scope(obj.name, action) for action in ACTIONS},
+    }
+
+
+@api.get("/meta/objects")
+def list_objects():
+    acc = access()
+    locale = request.args.get("locale") or g.principal.locale
+    items = []
+    for name, obj in sorted(runtime().registry().objects.items()):
+        if acc.can(name, "read"):
+            items.append({
+                "name": name,
+                "label": obj.display_label(locale),
+                "plural_label": obj.display_label(locale, plural=True),
+                "permissions": {action: acc.scope(name, action) for action in ACTIONS},
+            })
+    return jsonify({"items": items})
+
+
+@api.get("/meta/objects/<name>")
+def describe(name: str):
+    acc = access()
+    registry = runtime().registry()
+    if not registry.has_object(name) or not acc.can(name, "read"):
+        raise NotFound(f"Unknown object {name!r}.", code="unknown_object")
+    return jsonify(describe_object(registry.object(name), acc, request.args.get("locale") or g.principal.locale))
+
+
+def _kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise NotFound(f"Unknown metadata kind {kind!r}; kinds are {', '.join(KINDS)}.", code="unknown_kind")
+
+
+@api.get("/meta/<kind>")
+def list_documents(kind: str):
+    _kind(kind)
+    acc = access()
+    require_metadata_admin(acc) if kind not in ("object", "layout", "report") else None
+    docs = runtime().registry().of_kind(kind)
+    if kind in ("object", "layout", "report") and not acc.is_admin:
+        docs = [d for d in docs if acc.can(d["name"] if kind == "object" else d.get("object"), "read")]
+    return jsonify({"items": docs})
+
+
+@api.get("/meta/<kind>/<name>")
+def get_document(kind: str, name: str):
+    _kind(kind)
+    acc = access()
+    doc = runtime().registry().get(kind, name)
+    visible = acc.has_permission("metadata.apply") or (
+        doc is not None and kind in ("object", "layout", "report")
+        and acc.can(name if kind == "object" else doc.get("object"), "read")
+    )
+    if doc is None or not visible:
+        raise NotFound(f"No {kind} named {name!r}.", code="unknown_document")
+    return jsonify(doc)
+
+
+@api.put("/meta/<kind>/<name>")
+def put_document(kind: str, name: str):
+    _kind(kind)
+    require_metadata_admin(access())
+    doc = json_body()
+    if not isinstance(doc, dict):
+        raise BadRequest("The body must be one metadata document (a JSON object).")
+    doc.setdefault("kind", kind)
+    doc.setdefault("name", name)
+    if doc["kind"] != kind or doc["name"] != name:
+        raise BadRequest("The document's kind and name must match the URL.", code="name_mismatch")
+    result = apply_change(runtime(), documents_bundle([doc]), dry_run=_dry_run())
+    return jsonify(result.as_dict())
+
+
+@api.delete("/meta/<kind>/<name>")
+def delete_document(kind: str, name: str):
+    _kind(kind)
+    require_metadata_admin(access())
+    result = apply_change(runtime(), documents_bundle([]), deletes=[(kind, name)], dry_run=_dry_run())
+    return jsonify(result.as_dict())
+
+
+def _dry_run() -> bool:
+    return request.args.get("dry_run", "").lower() in ("1", "true", "yes")
+
+
+@api.post("/meta/apply")
+def apply():
+    require_metadata_admin(access())
+    body = json_body()
+    if isinstance(body, list):
+        documents, deletes = body, []
+    elif isinstance(body, dict) and isinstance(body.get("documents", []), list):
+        documents, deletes = body.get("documents", []), body.get("delete", [])
+    else:
+        raise BadRequest('Send {"documents": [...], "delete": [{"kind", "name"}]}.', code="bad_bundle")
+    if not isinstance(deletes, list) or not all(
+        isinstance(d, dict) and isinstance(d.get("kind"), str) and isinstance(d.get("name"), str) for d in deletes
+    ):
+        raise BadRequest('"delete" must be a list of {"kind", "name"}.', code="bad_bundle")
+    result = apply_change(runtime(), documents_bundle(documents), [(d["kind"], d["name"]) for d in deletes],
+                          dry_run=_dry_run())
+    return jsonify(result.as_dict())

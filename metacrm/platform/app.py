@@ -1,0 +1,60 @@
+"""The WSGI application factory (gunicorn: `metacrm.platform.app:create_app()`)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, redirect, request
+
+from .config import Config
+from .runtime import Runtime
+from .setup import build_runtime, secret_key
+
+
+def create_app(config: Config | None = None, runtime: Runtime | None = None) -> Flask:
+    config = config or Config.from_env()
+    runtime = runtime or build_runtime(config)
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app.config["SECRET_KEY"] = config.secret_key or secret_key(runtime)
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    app.extensions["metacrm"] = runtime
+
+    from .api import api
+
+    app.register_blueprint(api)
+    try:
+        from .web import register as register_web
+    except ImportError:  # the web UI package is optional during development
+        register_web = None
+    if register_web is not None:
+        register_web(app)
+    else:
+        @app.get("/")
+        def index():
+            return redirect("/api/v1/openapi.json")
+
+    @app.errorhandler(404)
+    def not_found(exc):
+        if request.path.startswith("/api/"):
+            return jsonify({"error": {"code": "not_found", "message": "No such endpoint."}}), 404
+        return exc
+
+    @app.errorhandler(405)
+    def not_allowed(exc):
+        if request.path.startswith("/api/"):
+            return jsonify({"error": {"code": "method_not_allowed", "message": "Method not allowed here."}}), 405
+        return exc
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return app

@@ -1,0 +1,139 @@
+"""Apply = validate the whole change, diff it against what is live, and make it live in
+one transaction (documents, version and DDL together): all of it or none of it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..metadata.bundle import Bundle, MetaIssue
+from ..metadata.registry import Registry
+from ..metadata.validate import validate_change
+from . import metastore, schemas
+from .errors import MetadataInvalid
+from .runtime import Runtime
+from .storage import Tables, apply_storage, plan_storage
+
+MAX_OFFENDING_ROWS = 20
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction to roll back a dry run."""
+
+
+@dataclass
+class ApplyResult:
+    version: int
+    applied: bool
+    diff: dict
+
+    def as_dict(self) -> dict:
+        return {"version": self.version, "applied": self.applied, "dry_run": not self.applied, "diff": self.diff}
+
+
+def document_diff(live: Registry, new: Registry) -> dict:
+    added, changed, removed = [], [], []
+    for key, doc in sorted(new.documents.items()):
+        old = live.documents.get(key)
+        if old is None:
+            added.append(f"{key[0]}/{key[1]}")
+        elif json.dumps(old, sort_keys=True) != json.dumps(doc, sort_keys=True):
+            changed.append(f"{key[0]}/{key[1]}")
+    for key in sorted(set(live.documents) - set(new.documents)):
+        removed.append(f"{key[0]}/{key[1]}")
+    return {"added": added, "changed": changed, "removed": removed}
+
+
+def check_conversions(conn: sa.Connection, live: Registry, new: Registry, storage_diff) -> list[MetaIssue]:
+    """A type change that existing data cannot take is refused, naming the offending rows."""
+    issues = []
+    old_tables = Tables(live)
+    for change in storage_diff.changed_columns:
+        name = change.table[len("rec_"):]
+        obj = new.objects.get(name)
+        fdef = obj.all_fields.get(change.column) if obj else None
+        if fdef is None or name not in live.objects:
+            continue
+        field = schemas.marshmallow_field(fdef)
+        column = old_tables[name].c[change.column]
+        table = old_tables[name]
+        bad = []
+        for row in conn.execute(sa.select(table.c.id, column).where(column.isnot(None))):
+            value = row[1]
+            try:
+                field.deserialize(str(value) if not isinstance(value, (str, bool)) else value)
+            except Exception:
+                bad.append(row.id)
+                if len(bad) >= MAX_OFFENDING_ROWS:
+                    break
+        if bad:
+            index = next(i for i, f in enumerate(obj.doc.get("fields", [])) if f.get("name") == change.column)
+            issues.append(MetaIssue(
+                f"object/{name}", f"/fields/{index}/type",
+                f"existing data cannot become {fdef.type}: rows {', '.join(bad)}",
+            ))
+    return issues
+
+
+def convert_columns(conn: sa.Connection, live: Registry, new: Registry, storage_diff) -> list[tuple]:
+    """Read the values of columns whose type changes, typed for the new field."""
+    saved = []
+    old_tables = Tables(live)
+    for change in storage_diff.changed_columns:
+        name = change.table[len("rec_"):]
+        fdef = new.objects[name].all_fields[change.column]
+        field = schemas.marshmallow_field(fdef)
+        table = old_tables[name]
+        rows = []
+        for row in conn.execute(sa.select(table.c.id, table.c[change.column]).where(table.c[change.column].isnot(None))):
+            value = row[1]
+            rows.append((row.id, field.deserialize(str(value) if not isinstance(value, (str, bool)) else value)))
+        conn.execute(table.update().where(table.c[change.column].isnot(None)).values({change.column: None}))
+        saved.append((name, change.column, rows))
+    return saved
+
+
+def apply_change(
+    runtime: Runtime,
+    bundle: Bundle,
+    deletes: list[tuple[str, str]] | None = None,
+    dry_run: bool = False,
+) -> ApplyResult:
+    if bundle.issues:
+        raise MetadataInvalid(bundle.issues)
+    deletes = deletes or []
+    result: dict[str, Any] = {}
+    try:
+        with runtime.transaction() as tx:
+            conn = tx.conn
+            metastore.lock_version(conn)
+            live = metastore.load_registry(conn)
+            new, issues = validate_change(live, bundle.documents, deletes, bundle.sources)
+            if issues:
+                raise MetadataInvalid(issues)
+            storage_diff = plan_storage(conn, live, new)
+            conversion_issues = check_conversions(conn, live, new, storage_diff)
+            if conversion_issues:
+                raise MetadataInvalid(conversion_issues)
+            diff = {"documents": document_diff(live, new), "storage": storage_diff.as_dict()}
+            result["diff"] = diff
+            result["version"] = live.version
+            if dry_run:
+                raise _DryRun()
+            saved = convert_columns(conn, live, new, storage_diff)
+            apply_storage(conn, new, storage_diff)
+            new_tables = Tables(new)
+            for name, column, rows in saved:
+                table = new_tables[name]
+                for record_id, value in rows:
+                    conn.execute(table.update().where(table.c.id == record_id).values({column: value}))
+            changed = [doc for doc in bundle.documents if live.get(doc["kind"], doc["name"]) != doc]
+            result["version"] = metastore.write_documents(conn, changed, deletes, bundle.sources) \
+                if (changed or deletes or not storage_diff.empty) else live.version
+    except _DryRun:
+        return ApplyResult(result["version"], False, result["diff"])
+    runtime.invalidate()
+    return ApplyResult(result["version"], True, result["diff"])

@@ -1,0 +1,154 @@
+"""Computed fields on the write path: autonumbers, formulas (Jinja2 sandbox, stored),
+rollups (kept current when children change), and the parent's last_activity_at.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from . import db
+from .clock import utcnow
+
+log = logging.getLogger(__name__)
+SANDBOX = ImmutableSandboxedEnvironment()
+COUNTER_RE = re.compile(r"\{(0+)\}")
+
+
+def next_sequence(conn: sa.Connection, name: str) -> int:
+    """An atomic counter (row lock on PostgreSQL, the write lock on SQLite)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(db.sequence).values(name=name, value=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={"value": db.sequence.c.value + 1})
+    conn.execute(stmt)
+    return int(conn.execute(sa.select(db.sequence.c.value).where(db.sequence.c.name == name)).scalar())
+
+
+def format_autonumber(fmt: str, counter: int, now: datetime) -> str:
+    text = fmt.replace("{YYYY}", f"{now.year:04d}").replace("{YY}", f"{now.year % 100:02d}")
+    text = text.replace("{MM}", f"{now.month:02d}").replace("{DD}", f"{now.day:02d}")
+    return COUNTER_RE.sub(lambda m: f"{counter:0{len(m.group(1))}d}", text)
+
+
+def period_key(fmt: str, now: datetime) -> str:
+    """Counters restart when the format's date part changes (Q-{YYYY}-{0000} restarts yearly)."""
+    return format_autonumber(COUNTER_RE.sub("", fmt), 0, now)
+
+
+def autonumber_hook(ctx) -> None:
+    if ctx.op != "create":
+        return
+    now = utcnow()
+    for fdef in ctx.obj.fields.values():
+        if fdef.type == "autonumber" and not ctx.record.get(fdef.name):
+            fmt = fdef.format or "{0000}"
+            counter = next_sequence(ctx.conn, f"{ctx.obj.name}.{fdef.name}.{period_key(fmt, now)}")
+            ctx.record[fdef.name] = format_autonumber(fmt, counter, now)
+
+
+def coerce_result(value: Any, result_type: str | None, scale: int | None) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        if result_type in ("decimal", "currency", "percent"):
+            number = Decimal(str(value))
+            return number.quantize(Decimal(1).scaleb(-(scale if scale is not None else 2)))
+        if result_type == "integer":
+            return int(Decimal(str(value)))
+        if result_type == "boolean":
+            return bool(value)
+        if result_type == "date":
+            return value if isinstance(value, date) else date.fromisoformat(str(value))
+        if result_type == "datetime":
+            return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return str(value)
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+
+
+def formula_hook(ctx) -> None:
+    if ctx.op not in ("create", "update"):
+        return
+    formulas = [f for f in ctx.obj.fields.values() if f.type == "formula" and f.expression]
+    for fdef in formulas:
+        try:
+            compiled = SANDBOX.compile_expression(fdef.expression, undefined_to_none=True)
+            value = compiled(record=ctx.record, **{k: v for k, v in ctx.record.items() if k.isidentifier()})
+        except Exception as exc:  # a broken formula must not block saving the record
+            log.warning("formula %s.%s failed: %s", ctx.obj.name, fdef.name, exc)
+            value = None
+        ctx.record[fdef.name] = coerce_result(value, fdef.result_type, fdef.scale)
+
+
+def rollup_definitions(registry, child_name: str) -> list[tuple[Any, Any]]:
+    """(parent object, rollup field) pairs that aggregate `child_name`."""
+    found = []
+    for parent in registry.objects.values():
+        for fdef in parent.fields.values():
+            if fdef.type == "rollup" and fdef.child_object == child_name:
+                found.append((parent, fdef))
+    return found
+
+
+def rollup_hook(ctx) -> None:
+    from .filters import FilterContext, compile_sql
+
+    definitions = rollup_definitions(ctx.registry, ctx.obj.name)
+    if not definitions:
+        return
+    tables = ctx.service.compiled.tables
+    child_table = tables[ctx.obj.name]
+    for parent, fdef in definitions:
+        parent_ids = {ctx.record.get(fdef.child_field)}
+        if ctx.old:
+            parent_ids.add(ctx.old.get(fdef.child_field))
+        parent_ids.discard(None)
+        for parent_id in parent_ids:
+            conditions = [child_table.c[fdef.child_field] == parent_id, child_table.c.deleted_at.is_(None)]
+            if fdef.agg_filter:
+                conditions.append(compile_sql(fdef.agg_filter, child_table, ctx.obj.all_fields, FilterContext.current()))
+            if fdef.function == "count":
+                measure = sa.func.count()
+            else:
+                measure = getattr(sa.func, fdef.function)(child_table.c[fdef.agg_field])
+            value = ctx.conn.execute(sa.select(measure).where(*conditions)).scalar()
+            value = coerce_result(value if value is not None else (0 if fdef.function in ("count", "sum") else None),
+                                  fdef.result_type, fdef.scale)
+            ptable = tables[parent.name]
+            ctx.conn.execute(ptable.update().where(ptable.c.id == parent_id).values({fdef.name: value}))
+
+
+def activity_hook(ctx) -> None:
+    """Objects that declare `updates_last_activity` (e.g. activity.related_to) are follow-ups:
+    saving one sets its parent's last_activity_at, which pool recycle rules read."""
+    lookups = ctx.obj.doc.get("updates_last_activity") or []
+    if ctx.op not in ("create", "update") or not lookups:
+        return
+    now = utcnow()
+    tables = ctx.service.compiled.tables
+    for name in lookups:
+        fdef = ctx.obj.fields.get(name)
+        target_id = ctx.record.get(name)
+        if fdef is None or not target_id:
+            continue
+        target = ctx.record.get(f"{name}__object") or (fdef.target[0] if fdef.target else None)
+        if target not in ctx.registry.objects:
+            continue
+        table = tables[target]
+        ctx.conn.execute(table.update().where(table.c.id == target_id).values(last_activity_at=now))
+
+
+def register(hooks) -> None:
+    hooks.register("before_save", formula_hook, name="core.formula", order=800)
+    hooks.register("before_save", autonumber_hook, name="core.autonumber", order=900)
+    hooks.register("after_save", rollup_hook, name="core.rollup", order=10)
+    hooks.register("after_save", activity_hook, name="core.activity", order=20)

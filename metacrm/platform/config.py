@@ -1,0 +1,43 @@
+"""Configuration from the environment (METACRM_*), as API.md lists it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{Path.cwd() / 'metacrm.db'}"
+
+
+@dataclass
+class Config:
+    database_url: str = field(default_factory=default_database_url)
+    redis_url: str | None = None
+    secret_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 5000
+    admin_password: str | None = None
+    sweep_interval: int = 300
+    phone_region: str = "CN"
+    smtp_url: str | None = None
+    testing: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides) -> Config:
+        env = os.environ
+        config = cls(
+            database_url=env.get("METACRM_DATABASE_URL") or default_database_url(),
+            redis_url=env.get("METACRM_REDIS_URL") or None,
+            secret_key=env.get("METACRM_SECRET_KEY") or None,
+            host=env.get("METACRM_HOST", "127.0.0.1"),
+            port=int(env.get("METACRM_PORT", "5000")),
+            admin_password=env.get("METACRM_ADMIN_PASSWORD") or None,
+            sweep_interval=int(env.get("METACRM_SWEEP_INTERVAL", "300")),
+            phone_region=env.get("METACRM_PHONE_REGION", "CN"),
+            smtp_url=env.get("METACRM_SMTP_URL") or None,
+        )
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        return config

@@ -1,0 +1,120 @@
+"""Engine setup and the platform's own tables (metadata store, tokens, history, outbox).
+
+Object tables are generated from metadata (see storage.py); these few are fixed.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from .storage import UtcDateTime
+
+system_metadata = sa.MetaData()
+
+meta_document = sa.Table(
+    "mc_meta_document",
+    system_metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("source", sa.String(255)),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+meta_state = sa.Table(
+    "mc_meta_state",
+    system_metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", UtcDateTime),
+)
+
+setting = sa.Table(
+    "mc_setting",
+    system_metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+auth_token = sa.Table(
+    "mc_token",
+    system_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.String(32), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime),
+    sa.Column("label", sa.String(100)),
+)
+
+history = sa.Table(
+    "mc_history",
+    system_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("object", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(32), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("user_id", sa.String(32)),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("changes", sa.JSON),
+    sa.Column("note", sa.Text),
+    sa.Index("ix_mc_history_record", "object", "record_id", "id"),
+)
+
+outbox = sa.Table(
+    "mc_outbox",
+    system_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(200), unique=True),
+    sa.Column("topic", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UtcDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("done_at", UtcDateTime),
+    sa.Index("ix_mc_outbox_status", "status", "next_attempt_at"),
+)
+
+sequence = sa.Table(
+    "mc_sequence",
+    system_metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+
+def make_engine(url: str, **kwargs) -> sa.Engine:
+    """An engine with the settings each backend needs for correct transactions."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            # Let SQLAlchemy own transactions, so DDL is transactional too (all-or-nothing apply).
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            # Writers take the lock up front: a deferred transaction that upgrades from read to
+            # write can fail with "database is locked" instead of waiting its turn.
+            readonly = conn.get_execution_options().get("readonly", False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return sa.create_engine(url, **kwargs)
+
+
+def create_system_tables(engine_or_conn) -> None:
+    system_metadata.create_all(engine_or_conn)

@@ -1,0 +1,61 @@
+"""The live metadata in the database: documents plus one version number."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+
+from ..metadata.registry import Registry
+from . import db
+from .clock import utcnow
+
+
+def current_version(conn: sa.Connection) -> int:
+    value = conn.execute(sa.select(db.meta_state.c.version).where(db.meta_state.c.id == 1)).scalar()
+    return int(value or 0)
+
+
+def load_registry(conn: sa.Connection) -> Registry:
+    version = current_version(conn)
+    docs = {}
+    for row in conn.execute(sa.select(db.meta_document.c.kind, db.meta_document.c.name, db.meta_document.c.body)):
+        docs[(row.kind, row.name)] = json.loads(row.body)
+    return Registry(docs, version)
+
+
+def lock_version(conn: sa.Connection) -> int:
+    """Serialise applies: PostgreSQL row lock (SQLite's BEGIN IMMEDIATE already serialises)."""
+    query = sa.select(db.meta_state.c.version).where(db.meta_state.c.id == 1)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    value = conn.execute(query).scalar()
+    if value is None:
+        conn.execute(db.meta_state.insert().values(id=1, version=0, updated_at=utcnow()))
+        return 0
+    return int(value)
+
+
+def write_documents(
+    conn: sa.Connection, documents: list[dict], deletes: list[tuple[str, str]], sources: dict | None = None
+) -> int:
+    """Store the changed documents and bump the version; returns the new version."""
+    version = lock_version(conn) + 1
+    now = utcnow()
+    sources = sources or {}
+    for kind, name in deletes:
+        conn.execute(db.meta_document.delete().where(db.meta_document.c.kind == kind, db.meta_document.c.name == name))
+    for doc in documents:
+        key = (doc["kind"], doc["name"])
+        conn.execute(db.meta_document.delete().where(db.meta_document.c.kind == key[0], db.meta_document.c.name == key[1]))
+        conn.execute(
+            db.meta_document.insert().values(
+                kind=key[0],
+                name=key[1],
+                body=json.dumps(doc, ensure_ascii=False, sort_keys=False),
+                source=str(sources.get(key, ""))[:255],
+                updated_at=now,
+            )
+        )
+    conn.execute(db.meta_state.update().where(db.meta_state.c.id == 1).values(version=version, updated_at=now))
+    return version

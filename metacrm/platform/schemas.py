@@ -1,0 +1,196 @@
+"""marshmallow schemas generated per object and metadata version: coercion and validation
+of record input, and the JSON form of stored values.
+
+Money never passes through float: JSON numbers are read via their text form.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from ..metadata.model import FieldDef, ObjectDef
+
+PHONE_RE = re.compile(r"^\+?[0-9()\-\s./]{3,40}$")
+
+
+class ExactDecimalField(fields.Field):
+    default_error_messages = {"invalid": "Not a valid number.", "scale": "At most {scale} decimal places."}
+
+    def __init__(self, scale: int, precision: int, **kwargs):
+        super().__init__(**kwargs)
+        self.scale, self.precision = scale, precision
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        try:
+            number = Decimal(str(value).strip()) if isinstance(value, (str, int, float)) else None
+        except InvalidOperation:
+            number = None
+        if number is None or not number.is_finite():
+            raise self.make_error("invalid")
+        exponent = number.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > self.scale:
+            raise self.make_error("scale", scale=self.scale)
+        digits = len(number.quantize(Decimal(1)).copy_abs().to_eng_string().lstrip("0"))
+        if digits > self.precision - self.scale:
+            raise ValidationError(f"Too large: at most {self.precision - self.scale} digits before the point.")
+        return number
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else str(value)
+
+
+class StrictInteger(fields.Integer):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class UtcDateTimeField(fields.DateTime):
+    """ISO 8601 in; naive UTC stored; ISO with Z out."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and value.endswith("Z"):
+            value = value[:-1] + "+00:00"
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        return parsed
+
+
+class MultiPick(fields.Field):
+    def __init__(self, choices: list[str] | None, **kwargs):
+        super().__init__(**kwargs)
+        self.choices = choices
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = [part for part in (p.strip() for p in value.split(";")) if part]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValidationError("Must be a list of values.")
+        if self.choices is not None:
+            bad = [v for v in value if v not in self.choices]
+            if bad:
+                raise ValidationError(f"Not allowed: {', '.join(bad)}; must be among {', '.join(self.choices)}.")
+        return list(dict.fromkeys(value))
+
+
+class PhoneField(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if text and not PHONE_RE.match(text):
+            raise ValidationError("Not a valid phone number.")
+        return text
+
+
+def _string(fdef: FieldDef, **kw) -> fields.Field:
+    limit = fdef.max_length or (None if fdef.type == "textarea" else 255)
+    validators = [validate.Length(max=limit)] if limit else []
+    return fields.String(validate=validators, **kw)
+
+
+def marshmallow_field(fdef: FieldDef, role_names: list[str] | None = None) -> fields.Field:
+    kw: dict[str, Any] = {"allow_none": not fdef.required, "required": False}
+    ftype = fdef.type
+    rng = []
+    if fdef.min is not None or fdef.max is not None:
+        rng = [validate.Range(min=fdef.min, max=fdef.max)]
+    if ftype in ("text", "textarea"):
+        return _string(fdef, **kw)
+    if ftype == "email":
+        return fields.Email(validate=[validate.Length(max=255)], **kw)
+    if ftype == "url":
+        return fields.Url(validate=[validate.Length(max=255)], **kw)
+    if ftype == "phone":
+        return PhoneField(validate=[validate.Length(max=40)], **kw)
+    if ftype == "picklist":
+        return fields.String(validate=[validate.OneOf(fdef.option_values)], **kw)
+    if ftype == "multipicklist":
+        choices = role_names if fdef.options_from == "role" else fdef.option_values
+        return MultiPick(choices if (choices or fdef.options_from) else None, **kw)
+    if ftype == "integer":
+        return StrictInteger(strict=False, validate=rng, **kw)
+    if ftype in ("decimal", "currency", "percent"):
+        return ExactDecimalField(scale=fdef.scale or 0, precision=fdef.precision or 18, validate=rng, **kw)
+    if ftype == "boolean":
+        return fields.Boolean(**kw)
+    if ftype == "date":
+        return fields.Date(validate=rng, **kw)
+    if ftype == "datetime":
+        return UtcDateTimeField(**kw)
+    if ftype in ("lookup", "user"):
+        return fields.Raw(**kw)  # resolved against the target table by the record service
+    if ftype == "password":
+        return fields.String(validate=[validate.Length(min=8, max=200)], load_only=True, **kw)
+    return fields.Raw(**kw)
+
+
+def build_schema(obj: ObjectDef, writable: list[FieldDef], role_names: list[str]) -> Schema:
+    """A schema that loads exactly the writable fields; anything else is an unknown field."""
+    attrs = {fdef.name: marshmallow_field(fdef, role_names) for fdef in writable}
+    schema_cls = Schema.from_dict(attrs, name=f"{obj.name}_input")
+    return schema_cls(unknown=RAISE)
+
+
+def load(schema: Schema, data: dict, partial: bool) -> tuple[dict, dict]:
+    """(values, errors): errors map field -> [messages]."""
+    try:
+        return schema.load(data, partial=partial), {}
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        return exc.valid_data or {}, {k: v if isinstance(v, list) else [str(v)] for k, v in messages.items()}
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def to_json_value(fdef: FieldDef, value: Any) -> Any:
+    """A stored value as API.md shapes it: decimals as strings, times ISO with Z."""
+    if value is None:
+        return None
+    vtype = fdef.value_type
+    if vtype == "multipicklist":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = [value]
+        return list(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.isoformat(timespec="seconds" if not value.microsecond else "microseconds") + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    if vtype == "boolean":
+        return bool(value)
+    return value
+
+
+def to_storage(fdef: FieldDef, value: Any) -> Any:
+    if value is None:
+        return None
+    if fdef.value_type == "multipicklist":
+        return json.dumps(list(value), ensure_ascii=False)
+    return value
+
+
+def from_storage(fdef: FieldDef, value: Any) -> Any:
+    if value is None:
+        return None
+    if fdef.value_type == "multipicklist" and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return [value]
+    return value

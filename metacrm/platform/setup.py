@@ -1,0 +1,91 @@
+"""Building a runtime with every built-in module's hooks, and initialising a database."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ..metadata.bundle import Bundle, load_bundle
+from . import computed, db
+from .apply import apply_change
+from .config import Config
+from .records import RecordService
+from .runtime import Runtime
+from .security import Principal
+
+log = logging.getLogger(__name__)
+PACKAGE = Path(__file__).resolve().parent.parent
+SYSTEM_BUNDLE = PACKAGE / "metadata" / "system"
+DEFAULT_BUNDLE = PACKAGE / "default_schemas"
+
+# Modules that register hooks on the record service when a runtime is built.
+# Each has register(runtime); a missing one (not built yet) is skipped.
+BUILTIN_MODULES = (
+    "metacrm.platform.dedup",
+    "metacrm.platform.pools",
+    "metacrm.workflow.engine",
+    "metacrm.approval.engine",
+    "metacrm.plugins.loader",
+)
+
+
+def build_runtime(config: Config, engine: sa.Engine | None = None) -> Runtime:
+    runtime = Runtime(config, engine)
+    computed.register(runtime.hooks)
+    for module_name in BUILTIN_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(runtime)
+    return runtime
+
+
+def secret_key(runtime: Runtime) -> str:
+    """A per-installation secret kept in the database when METACRM_SECRET_KEY is not set."""
+    with runtime.transaction() as tx:
+        value = tx.conn.execute(sa.select(db.setting.c.value).where(db.setting.c.key == "secret_key")).scalar()
+        if value is None:
+            value = secrets.token_hex(32)
+            tx.conn.execute(db.setting.insert().values(key="secret_key", value=value))
+    return value
+
+
+def merge_bundles(*bundles: Bundle) -> Bundle:
+    merged = Bundle()
+    for bundle in bundles:
+        merged.documents.extend(bundle.documents)
+        merged.sources.update(bundle.sources)
+        merged.issues.extend(bundle.issues)
+    return merged
+
+
+def initialise(runtime: Runtime, admin_password: str | None = None, with_defaults: bool = True) -> tuple[bool, str | None]:
+    """Create the platform tables, apply the system (and default) metadata, create `admin`.
+
+    Returns (created_admin, generated_password). Safe to run again: nothing is duplicated.
+    """
+    db.create_system_tables(runtime.engine)
+    bundles = [load_bundle(SYSTEM_BUNDLE)]
+    if with_defaults:
+        bundles.append(load_bundle(DEFAULT_BUNDLE))
+    apply_change(runtime, merge_bundles(*bundles))
+    runtime.compiled(force=True)
+    users = runtime.compiled().tables["user"]
+    with runtime.engine.connect() as conn:
+        exists = conn.execute(sa.select(users.c.id).where(users.c.username == "admin")).first()
+    if exists:
+        return False, None
+    generated = None
+    if not admin_password:
+        admin_password = generated = secrets.token_urlsafe(12)
+    service = RecordService(runtime, Principal.system(), source="init")
+    service.create("user", {"username": "admin", "display_name": "Administrator", "roles": ["admin"],
+                            "password": admin_password, "locale": "en"})
+    return True, generated
