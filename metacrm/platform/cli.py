@@ -235,5 +235,29 @@ def user_create(username: str, password: str, roles: tuple, display_name: str | 
     click.echo(f"user {username} created (id {created['id']})")
 
 
+# Commands of later features: each module defines register_cli(main).
+CLI_MODULES = (
+    "metacrm.platform.importer_cli",
+    "metacrm.platform.jobs_cli",
+    "metacrm.plugins.cli",
+    "metacrm.plugins.lead_to_cash.cli",
+)
+
+
+def _load_cli_modules() -> None:
+    import importlib
+
+    for module_name in CLI_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module_name.startswith(exc.name):
+                raise
+            continue
+        module.register_cli(main)
+
+
+_load_cli_modules()
+
 if __name__ == "__main__":
     main()

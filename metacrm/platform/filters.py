@@ -442,7 +442,7 @@ def _py_leaf(leaf: _Leaf, ctx: FilterContext) -> Predicate:
         case "contains" if leaf.kind == "multi":
             test = lambda v: x in v
         case "contains":
-            test = lambda v: x in _ascii_lower(v)
+            test = lambda v: x in v.lower()
         case "startswith":
             test = lambda v: _ascii_lower(v).startswith(x)
     when_null = op in ("ne", "nin")
@@ -484,7 +484,7 @@ def _sql_leaf(leaf: _Leaf, table: sa.Table, ctx: FilterContext) -> ColumnElement
         case "is_null":
             return col.is_(None) if x else col.is_not(None)
         case "ne":
-            return col != x
+            return sa.or_(col.is_(None), col != x)
         case "nin":
             return sa.or_(col.is_(None), col.not_in(x))
         case "eq":
