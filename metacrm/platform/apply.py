@@ -58,13 +58,13 @@ def check_conversions(conn: sa.Connection, live: Registry, new: Registry, storag
         if fdef is None or name not in live.objects:
             continue
         field = schemas.marshmallow_field(fdef)
+        old_fdef = live.objects[name].all_fields.get(change.column) or fdef
         column = old_tables[name].c[change.column]
         table = old_tables[name]
         bad = []
         for row in conn.execute(sa.select(table.c.id, column).where(column.isnot(None))):
-            value = row[1]
             try:
-                field.deserialize(str(value) if not isinstance(value, (str, bool)) else value)
+                field.deserialize(_candidate(old_fdef, row[1]))
             except Exception:
                 bad.append(row.id)
                 if len(bad) >= MAX_OFFENDING_ROWS:
@@ -78,6 +78,12 @@ def check_conversions(conn: sa.Connection, live: Registry, new: Registry, storag
     return issues
 
 
+def _candidate(old_fdef, raw):
+    """A stored value as input for the new field's validation."""
+    value = schemas.from_storage(old_fdef, raw)
+    return value if isinstance(value, (str, bool, list)) else str(value)
+
+
 def convert_columns(conn: sa.Connection, live: Registry, new: Registry, storage_diff) -> list[tuple]:
     """Read the values of columns whose type changes, typed for the new field."""
     saved = []
@@ -85,12 +91,13 @@ def convert_columns(conn: sa.Connection, live: Registry, new: Registry, storage_
     for change in storage_diff.changed_columns:
         name = change.table[len("rec_"):]
         fdef = new.objects[name].all_fields[change.column]
+        old_fdef = live.objects[name].all_fields.get(change.column) or fdef
         field = schemas.marshmallow_field(fdef)
         table = old_tables[name]
         rows = []
         for row in conn.execute(sa.select(table.c.id, table.c[change.column]).where(table.c[change.column].isnot(None))):
-            value = row[1]
-            rows.append((row.id, field.deserialize(str(value) if not isinstance(value, (str, bool)) else value)))
+            value = field.deserialize(_candidate(old_fdef, row[1]))
+            rows.append((row.id, schemas.to_storage(fdef, value)))
         conn.execute(table.update().where(table.c[change.column].isnot(None)).values({change.column: None}))
         saved.append((name, change.column, rows))
     return saved

@@ -47,6 +47,9 @@ def period_key(fmt: str, now: datetime) -> str:
 def autonumber_hook(ctx) -> None:
     if ctx.op != "create":
         return
+    for fdef in ctx.obj.fields.values():
+        if fdef.type == "rollup" and fdef.function in ("count", "sum") and ctx.record.get(fdef.name) is None:
+            ctx.record[fdef.name] = coerce_result(0, fdef.result_type, fdef.scale)
     now = utcnow()
     for fdef in ctx.obj.fields.values():
         if fdef.type == "autonumber" and not ctx.record.get(fdef.name):
@@ -75,18 +78,49 @@ def coerce_result(value: Any, result_type: str | None, scale: int | None) -> Any
         return None
 
 
-def formula_hook(ctx) -> None:
-    if ctx.op not in ("create", "update"):
-        return
-    formulas = [f for f in ctx.obj.fields.values() if f.type == "formula" and f.expression]
-    for fdef in formulas:
+class Num(Decimal):
+    """A Decimal that accepts float literals from formulas (1.13 is read as Decimal('1.13')),
+    so money stays exact instead of failing or drifting through float."""
+
+    def _wrap(op):  # noqa: N805 - a method factory
+        def method(self, other):
+            if isinstance(other, float):
+                other = Decimal(repr(other))
+            result = getattr(Decimal, op)(self, other)
+            return Num(result) if isinstance(result, Decimal) else result
+
+        return method
+
+    for _op in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+                "__rtruediv__", "__floordiv__", "__mod__", "__pow__"):
+        locals()[_op] = _wrap(_op)
+    del _op, _wrap
+
+
+def _formula_value(value: Any) -> Any:
+    return Num(value) if isinstance(value, Decimal) else value
+
+
+def compute_formulas(obj, record: dict) -> dict:
+    """The formula fields' values for `record` (a broken formula gives None, never an error)."""
+    values = {}
+    for fdef in obj.fields.values():
+        if fdef.type != "formula" or not fdef.expression:
+            continue
         try:
             compiled = SANDBOX.compile_expression(fdef.expression, undefined_to_none=True)
-            value = compiled(record=ctx.record, **{k: v for k, v in ctx.record.items() if k.isidentifier()})
+            env = {k: _formula_value(v) for k, v in record.items() if k.isidentifier()}
+            value = compiled(record=env, **env)
         except Exception as exc:  # a broken formula must not block saving the record
-            log.warning("formula %s.%s failed: %s", ctx.obj.name, fdef.name, exc)
+            log.warning("formula %s.%s failed: %s", obj.name, fdef.name, exc)
             value = None
-        ctx.record[fdef.name] = coerce_result(value, fdef.result_type, fdef.scale)
+        values[fdef.name] = record[fdef.name] = coerce_result(value, fdef.result_type, fdef.scale)
+    return values
+
+
+def formula_hook(ctx) -> None:
+    if ctx.op in ("create", "update"):
+        compute_formulas(ctx.obj, ctx.record)
 
 
 def rollup_definitions(registry, child_name: str) -> list[tuple[Any, Any]]:
@@ -125,6 +159,13 @@ def rollup_hook(ctx) -> None:
                                   fdef.result_type, fdef.scale)
             ptable = tables[parent.name]
             ctx.conn.execute(ptable.update().where(ptable.c.id == parent_id).values({fdef.name: value}))
+            # Formulas on the parent may read the rollup: recompute them with the new value.
+            if any(f.type == "formula" for f in parent.fields.values()):
+                row = ctx.conn.execute(sa.select(ptable).where(ptable.c.id == parent_id)).first()
+                if row is not None:
+                    record = ctx.service.row_to_record(parent, row)
+                    formulas = compute_formulas(parent, record)
+                    ctx.conn.execute(ptable.update().where(ptable.c.id == parent_id).values(formulas))
 
 
 def activity_hook(ctx) -> None:

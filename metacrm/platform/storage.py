@@ -227,7 +227,7 @@ class StorageDiff:
 
 def type_label(column: sa.Column, dialect) -> str:
     try:
-        return column.type.dialect_impl(dialect).compile(dialect=dialect)
+        return column.type.compile(dialect=dialect)
     except Exception:  # pragma: no cover - exotic types
         return str(column.type)
 
@@ -264,8 +264,7 @@ def plan_storage(conn: sa.Connection, old: Registry, new: Registry) -> StorageDi
                 if column.name in otable.obj.fields and column.name not in old_fields:
                     diff.restored_columns.append((table.name, column.name))
                 current = present[column.name]["type"]
-                wanted = column.type.dialect_impl(dialect)
-                if not same_storage_type(current, wanted, dialect):
+                if not same_storage_type(current, column.type, dialect):
                     diff.changed_columns.append(
                         ColumnChange(table.name, column.name, str(current), type_label(column, dialect))
                     )
@@ -315,8 +314,8 @@ def apply_storage(conn: sa.Connection, new: Registry, diff: StorageDiff) -> None
                 column = table.c[change.column]
                 kwargs = {}
                 if conn.dialect.name == "postgresql":
-                    wanted = column.type.dialect_impl(conn.dialect).compile(dialect=conn.dialect)
-                    kwargs["postgresql_using"] = f'"{change.column}"::{wanted}'
+                    # Values were read out and are written back converted (apply.convert_columns).
+                    kwargs["postgresql_using"] = f"NULL::{column.type.compile(dialect=conn.dialect)}"
                 batch.alter_column(change.column, type_=column.type, **kwargs)
     for table_name, column_name in diff.new_indexes:
         if table_name in diff.new_tables:
