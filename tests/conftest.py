@@ -1,15 +1,17 @@
 """Shared fixtures. Every storage test runs on SQLite and PostgreSQL (parametrised `db_url`).
 
 PostgreSQL: METACRM_TEST_DATABASE_URL (default: the local server's `test` database). Each
-test gets its own schema, so tests never see each other's tables. Unreachable PostgreSQL
+test gets its own database, copied from a template initialised once per run. Unreachable PostgreSQL
 fails the run when CI is set, and skips those cases otherwise.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -47,35 +49,75 @@ def require_pg() -> None:
         pytest.skip(problem)
 
 
+def _initialise(engine) -> None:
+    config = Config(database_url=str(engine.url), secret_key="test-secret", testing=True)
+    initialise(build_runtime(config, engine), ADMIN_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """An initialised SQLite file, built once per run and copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    eng = make_engine(f"sqlite:///{path}")
+    _initialise(eng)
+    eng.dispose()  # the last connection closing checkpoints the WAL into the main file
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template():
+    """An initialised PostgreSQL database, built once per run; tests get copies (CREATE DATABASE
+    ... TEMPLATE), which is much faster than applying the default metadata each time."""
+    require_pg()
+    name = f"metacrm_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    eng = make_engine(sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
+    _initialise(eng)
+    eng.dispose()
+    yield name
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
-    """A fresh, empty database on each backend."""
+    """A fresh database on each backend, already initialised: system + default metadata and the
+    user `admin` (password ADMIN_PASSWORD)."""
     if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+        path = tmp_path / "test.db"
+        template = request.getfixturevalue("sqlite_template")
+        shutil.copyfile(template, path)
+        if Path(f"{template}-wal").exists():
+            shutil.copyfile(f"{template}-wal", f"{path}-wal")
+        eng = make_engine(f"sqlite:///{path}")
         yield eng
         eng.dispose()
         return
-    require_pg()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    template = request.getfixturevalue("pg_template")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    eng = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    eng = make_engine(sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
     try:
         yield eng
     finally:
         eng.dispose()
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
 @pytest.fixture
 def runtime(engine):
-    """An initialised installation: system + default metadata, user `admin`."""
-    config = Config(database_url=str(engine.url), secret_key="test-secret", testing=True)
+    """A runtime on the initialised database."""
+    config = Config(database_url=engine.url.render_as_string(hide_password=False), secret_key="test-secret",
+                    testing=True)
     rt = build_runtime(config, engine)
-    initialise(rt, ADMIN_PASSWORD)
+    rt.compiled(force=True)
     return rt
 
 
