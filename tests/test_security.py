@@ -47,8 +47,12 @@ def org(runtime, client):
     return users
 
 
+_names = iter(range(10**6))
+
+
 def create(client, user, **values):
-    response = client.post("/api/v1/records/account", json={"name": "Acme", **values}, headers=user.headers)
+    body = {"name": f"Acme {next(_names)} {user.username}", **values}
+    response = client.post("/api/v1/records/account", json=body, headers=user.headers)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 

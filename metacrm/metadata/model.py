@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -225,7 +226,7 @@ class ObjectDef:
     def table_name(self) -> str:
         return TABLE_PREFIX + self.name
 
-    @property
+    @cached_property
     def all_fields(self) -> dict[str, FieldDef]:
         merged = {f.name: f for f in SYSTEM_FIELDS}
         merged.update(self.fields)

@@ -136,7 +136,10 @@ def rollup_definitions(registry, child_name: str) -> list[tuple[Any, Any]]:
 def rollup_hook(ctx) -> None:
     from .filters import FilterContext, compile_sql
 
-    definitions = rollup_definitions(ctx.registry, ctx.obj.name)
+    cache = ctx.service.compiled.cache
+    definitions = cache.get(("rollups", ctx.obj.name))
+    if definitions is None:
+        definitions = cache[("rollups", ctx.obj.name)] = rollup_definitions(ctx.registry, ctx.obj.name)
     if not definitions:
         return
     tables = ctx.service.compiled.tables

@@ -104,10 +104,12 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            # Writers take the lock up front: a deferred transaction that upgrades from read to
-            # write can fail with "database is locked" instead of waiting its turn.
-            readonly = conn.get_execution_options().get("readonly", False)
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            # Write transactions (Runtime.transaction) take the write lock up front: a deferred
+            # one that upgrades from read to write fails at once with SQLITE_BUSY when another
+            # writer got in between, instead of waiting its turn. Plain reads stay deferred, so
+            # a read on a second connection inside a write transaction cannot deadlock (WAL).
+            write = conn.get_execution_options().get("write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

@@ -84,6 +84,7 @@ class RecordService:
         self.compiled = compiled
         self.registry = compiled.registry
         self.access = Access(self.registry, principal, runtime.directory())
+        self._writable: dict[str, tuple[list[FieldDef], dict[str, str]]] = {}
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -263,6 +264,12 @@ class RecordService:
 
     def writable_fields(self, obj: ObjectDef, creating: bool) -> tuple[list[FieldDef], dict[str, str]]:
         """(fields the caller may set, {field: why not} for the others it might try)."""
+        cached = self._writable.get(obj.name)
+        if cached is None:
+            cached = self._writable[obj.name] = self._compute_writable(obj)
+        return cached[0], dict(cached[1])
+
+    def _compute_writable(self, obj: ObjectDef) -> tuple[list[FieldDef], dict[str, str]]:
         allowed, refused = [], {}
         privileged = self.access.is_admin or self.principal.is_system
         for name, fdef in obj.all_fields.items():
@@ -655,20 +662,24 @@ class RecordService:
     # --- helpers -------------------------------------------------------------------------
 
     def _storage_row(self, obj: ObjectDef, table: sa.Table, record: dict) -> dict:
-        row = {}
-        for name, fdef in obj.all_fields.items():
-            if name in table.c:
-                row[name] = schemas.to_storage(fdef, record.get(name))
-            if fdef.polymorphic:
-                row[f"{name}__object"] = record.get(f"{name}__object")
-        for column in table.c.keys():
-            if column not in row and column in record:
-                row[column] = record[column]
+        plan = self.compiled.cache.get(("storage_plan", obj.name))
+        if plan is None:
+            converted = [(n, f) for n, f in obj.all_fields.items() if n in table.c and f.value_type == "multipicklist"]
+            plain = [n for n in table.c.keys() if n not in {c for c, _ in converted}]
+            plan = self.compiled.cache[("storage_plan", obj.name)] = (converted, plain)
+        converted, plain = plan
+        row = {name: record.get(name) for name in plain if name in record or name in obj.all_fields}
+        for name, fdef in converted:
+            row[name] = schemas.to_storage(fdef, record.get(name))
         return row
 
     def _tracked(self, obj: ObjectDef) -> list[str]:
-        names = [n for n in obj.track_history if n in obj.all_fields]
-        return names + [n for n in ALWAYS_TRACKED if n not in names]
+        key = ("tracked", obj.name)
+        names = self.compiled.cache.get(key)
+        if names is None:
+            names = [n for n in obj.track_history if n in obj.all_fields]
+            names = self.compiled.cache[key] = names + [n for n in ALWAYS_TRACKED if n not in names]
+        return names
 
     def _history_value(self, obj: ObjectDef, name: str, value: Any) -> Any:
         fdef = obj.all_fields.get(name)

@@ -135,14 +135,15 @@ class Runtime:
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """A write transaction; after-commit callbacks run only if it committed."""
-        with self.engine.begin() as conn:
-            tx = Tx(conn)
-            yield tx
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(write=True)
+            with conn.begin():
+                tx = Tx(conn)
+                yield tx
         tx.run_after_commit()
 
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
         with self.engine.connect() as conn:
-            conn = conn.execution_options(readonly=True)
             with conn.begin():
                 yield conn
