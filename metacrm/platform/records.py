@@ -278,6 +278,8 @@ class RecordService:
                 continue  # reported as unknown: its existence is not the caller's business
             if fdef.system and name not in SETTABLE_SYSTEM_FIELDS:
                 refused[name] = "This field is read-only."
+            elif fdef.system:
+                allowed.append(fdef)  # owner and record_type: checked in _prepare_create / update_record
             elif fdef.type in ("formula", "rollup", "autonumber"):
                 refused[name] = "This field is computed."
             elif access == "read_only" or (fdef.read_only and not privileged):

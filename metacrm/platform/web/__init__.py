@@ -1,0 +1,176 @@
+"""The generated web UI: server-rendered pages built from the live metadata.
+
+`register(app)` (called by the app factory) builds the `web` blueprint from every page
+registered with `page(...)`, installs the session-cookie principal for the REST API (with
+its CSRF check), and the security headers. Adding a page: docs/web.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import jinja2
+from flask import Blueprint, Flask, g, redirect, request, session, url_for
+
+from ..errors import CrmError, Forbidden, Unauthorized
+from . import csrf, i18n
+from .core import (
+    PAGES,
+    NavEntry,
+    add_nav,
+    current_access,
+    current_principal,
+    current_service,
+    nav,
+    notify,
+    page,
+    pop_notices,
+    redirect_to,
+    render_page,
+    template_folders,
+)
+from .throttle import LoginThrottle
+
+__all__ = [
+    "CSP",
+    "NavEntry",
+    "add_nav",
+    "current_access",
+    "current_principal",
+    "current_service",
+    "nav",
+    "notify",
+    "page",
+    "redirect_to",
+    "register",
+    "render_page",
+    "template_folders",
+]
+
+log = logging.getLogger(__name__)
+
+# No inline script or style anywhere: every script and stylesheet is a static file.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+       "form-action 'self'; frame-ancestors 'none'")
+
+# Our page modules; features may import `page` and register theirs the same way.
+PAGE_MODULES = [
+    "metacrm.platform.web.auth_views",
+    "metacrm.platform.web.record_views",
+    "metacrm.platform.web.dashboard",
+    "metacrm.platform.web.admin",
+]
+
+
+def _default_nav() -> None:
+    add_nav(NavEntry("home", "nav.home", "web.home", order=0))
+    add_nav(NavEntry("admin_objects", "nav.admin_objects", "web.admin_objects", section="admin", order=10,
+                     visible=lambda access: access.has_permission("metadata.apply")))
+    add_nav(NavEntry("admin_metadata", "nav.admin_metadata", "web.admin_metadata", section="admin", order=20,
+                     visible=lambda access: access.has_permission("metadata.apply")))
+
+
+def register(app: Flask) -> None:
+    for module in PAGE_MODULES:
+        importlib.import_module(module)
+    if not any(e.key == "home" for e in nav):
+        _default_nav()
+
+    bp = Blueprint("web", __name__, template_folder="templates")
+    public = set()
+    for p in PAGES:
+        bp.add_url_rule(p.rule, endpoint=p.endpoint, view_func=p.view, methods=list(p.methods))
+        if p.public:
+            public.add(f"web.{p.endpoint}")
+
+    @bp.before_request
+    def before():
+        principal = current_principal()
+        g.locale = i18n.normalise_locale(
+            principal.locale if principal else session.get("lang")
+            or request.accept_languages.best_match(["en", "zh-CN", "zh"])
+        )
+        if request.endpoint not in public and principal is None:
+            if session.get(csrf.SESSION_KEY) and session.get("uid"):
+                notify(i18n.t("login.expired"), "info")
+            return redirect(url_for("web.login", next=request.full_path.rstrip("?")), code=303)
+        if not csrf.request_is_valid():
+            return render_page("error.html", 400, title=i18n.t("error.bad_request"), message=i18n.t("csrf.failed"))
+        return None
+
+    @bp.after_request
+    def headers(response):
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @bp.errorhandler(CrmError)
+    def crm_error(exc: CrmError):
+        keys = {403: ("error.title_forbidden", "error.forbidden"), 404: ("error.title_not_found", "error.not_found")}
+        title, text = keys.get(exc.status, ("error.title", None))
+        return render_page("error.html", exc.status, title=i18n.t(title),
+                           message=i18n.t(text) if text else exc.message, detail=exc.message if text else None)
+
+    app.register_blueprint(bp)
+    if template_folders:
+        app.jinja_loader = jinja2.ChoiceLoader(
+            [app.jinja_loader, *(jinja2.FileSystemLoader(str(p)) for p in template_folders)]
+        )
+    # Globals (not a context processor) so imported macros see them too.
+    app.jinja_env.globals.update(t=i18n.t, label=i18n.label, csrf_token=csrf.token, nav_sections=_nav_sections,
+                                 notices=pop_notices, locale=i18n.current_locale, principal=current_principal)
+    app.extensions["metacrm.web.throttle"] = LoginThrottle()
+    app.extensions["metacrm.session_principal"] = _api_session_principal
+
+
+def _api_session_principal():
+    """The REST API's cookie login: the session's user, with the CSRF header on writes."""
+    principal = current_principal()
+    if principal is None:
+        return None
+    if request.method not in csrf.SAFE_METHODS and not csrf.matches(request.headers.get(csrf.HEADER)):
+        if not session.get(csrf.SESSION_KEY):
+            raise Unauthorized("Session expired; log in again.", code="unauthorized")
+        raise Forbidden(f"A cookie-authenticated write must carry the {csrf.HEADER} header.", code="csrf_failed")
+    return principal
+
+
+def _nav_sections() -> dict[str, list[dict]]:
+    """Visible navigation for the current user: {"main": [...], "records": [...], "admin": [...]}."""
+    principal = current_principal()
+    if principal is None:
+        return {}
+    access = current_access()
+    endpoint = request.endpoint or ""
+    current_object = (request.view_args or {}).get("object_name")
+    sections: dict[str, list[dict]] = {"main": [], "records": [], "admin": []}
+    for entry in sorted(nav, key=lambda e: (e.order, e.key)):
+        try:
+            if not entry.visible(access):
+                continue
+            href = url_for(entry.endpoint, **entry.values)
+        except Exception:  # a feature's broken entry must not break every page
+            log.exception("navigation entry %s failed", entry.key)
+            continue
+        sections.setdefault(entry.section, []).append(
+            {"key": entry.key, "text": entry.text(), "href": href, "active": endpoint == entry.endpoint}
+        )
+    registry = current_service().registry
+    for name, obj in registry.objects.items():
+        if obj.system_object or name in ("user", "department") or not access.can(name, "read"):
+            continue
+        sections["records"].append({
+            "key": f"object:{name}", "text": obj.display_label(i18n.current_locale(), plural=True),
+            "href": url_for("web.record_list", object_name=name), "active": current_object == name,
+        })
+    sections["records"].sort(key=lambda e: _object_order(e["key"][7:]))
+    return sections
+
+
+_PREFERRED_ORDER = ["campaign", "lead", "account", "contact", "opportunity", "activity"]
+
+
+def _object_order(name: str) -> tuple[int, str]:
+    return (_PREFERRED_ORDER.index(name) if name in _PREFERRED_ORDER else len(_PREFERRED_ORDER), name)

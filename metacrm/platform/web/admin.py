@@ -1,0 +1,371 @@
+"""Admin pages: objects and fields (create an object, add a field in a form), and a
+metadata editor for any document (layouts included) that validates, shows the diff of a
+dry run, and applies. Every change goes through `apply_change`: live at once, no restart."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+import unicodedata
+from typing import Any
+
+from flask import request, url_for
+
+from ...metadata.bundle import documents_bundle
+from ...metadata.model import NAME_RE, SYSTEM_FIELD_NAMES, label_text
+from ...metadata.schema import KINDS
+from ..apply import ApplyResult, apply_change
+from ..errors import BadRequest, Forbidden, MetadataInvalid, NotFound
+from .core import current_access, current_service, notify, page, redirect_to, render_page, runtime
+from .forms import default_layout_doc
+from .i18n import current_locale, t
+
+FIELD_TYPES = ("text", "textarea", "integer", "decimal", "currency", "percent", "boolean", "date", "datetime",
+               "email", "phone", "url", "picklist", "multipicklist", "lookup", "user")
+
+
+def _require_admin() -> None:
+    if not current_access().has_permission("metadata.apply"):
+        raise Forbidden("Only administrators may change metadata.")
+
+
+def _labels(en: str, zh: str) -> Any:
+    en, zh = en.strip(), zh.strip()
+    if en and zh:
+        return {"en": en, "zh-CN": zh}
+    return en or zh or None
+
+
+def slug(text: str) -> str:
+    """'Contract value (CNY)' -> 'contract_value_cny'; '' when nothing usable is left."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"[^a-z0-9]+", "_", text).strip("_")
+    if text and not text[0].isalpha():
+        text = f"f_{text}"
+    return text[:63]
+
+
+def _issues(exc: MetadataInvalid) -> list[dict]:
+    return [i if isinstance(i, dict) else i.as_dict() for i in exc.extra.get("issues", [])] or [
+        {"document": "", "path": "/", "message": exc.message}]
+
+
+# --- objects and fields ---------------------------------------------------------------------
+
+
+def _objects_context(**extra: Any) -> dict:
+    registry = current_service().registry
+    locale = current_locale()
+    objects = []
+    for name, obj in sorted(registry.objects.items()):
+        objects.append({"name": name, "label": obj.display_label(locale), "fields": len(obj.fields),
+                        "layouts": len(registry.layouts(name)), "system": obj.system_object,
+                        "href": url_for("web.admin_object", name=name)})
+    return dict(objects=objects, values=extra.pop("values", {}), errors=extra.pop("errors", {}), **extra)
+
+
+@page("/admin")
+def admin_objects():
+    _require_admin()
+    return render_page("admin/objects.html", **_objects_context())
+
+
+@page("/admin/objects", methods=("POST",))
+def admin_object_create():
+    _require_admin()
+    form = request.form
+    values = {k: form.get(k, "").strip() for k in ("name", "label_en", "label_zh", "plural_en", "plural_zh")}
+    name = values["name"] or slug(values["label_en"])
+    errors: dict[str, str] = {}
+    registry = current_service().registry
+    if not NAME_RE.match(name or ""):
+        errors["name"] = t("admin.bad_name")
+    elif registry.has_object(name) or registry.get("object", name):
+        errors["name"] = t("admin.object_exists")
+    if not values["label_en"] and not values["label_zh"]:
+        errors["label_en"] = t("form.required_missing")
+    issues = []
+    if not errors:
+        doc = {
+            "kind": "object", "name": name,
+            "label": _labels(values["label_en"], values["label_zh"]),
+            "plural_label": _labels(values["plural_en"] or values["label_en"],
+                                    values["plural_zh"] or values["label_zh"]),
+            "name_field": "name",
+            "fields": [{"name": "name", "type": "text", "label": {"en": "Name", "zh-CN": "名称"},
+                        "required": True, "max_length": 200, "indexed": True}],
+        }
+        try:
+            apply_change(runtime(), documents_bundle([doc]))
+        except MetadataInvalid as exc:
+            issues = _issues(exc)
+        else:
+            notify(t("admin.object_created", name=name))
+            return redirect_to("web.admin_object", name=name)
+    return render_page("admin/objects.html", 400, **_objects_context(values=values, errors=errors, issues=issues))
+
+
+def _object_context(name: str, **extra: Any) -> dict:
+    service = current_service()
+    registry = service.registry
+    if not registry.has_object(name):
+        raise NotFound(f"Unknown object {name!r}.", code="unknown_object")
+    obj = registry.object(name)
+    locale = current_locale()
+    fields = [{"name": f.name, "label": f.display_label(locale), "type": f.type, "required": f.required,
+               "system": f.system, "read_only": f.read_only,
+               "target": ", ".join(f.target) if f.type == "lookup" else ""}
+              for f in obj.all_fields.values() if f.type != "password" or not f.system]
+    targets = [(n, o.display_label(locale)) for n, o in sorted(registry.objects.items())]
+    layouts = [{"name": d["name"], "href": url_for("web.admin_document", kind="layout", name=d["name"])}
+               for d in registry.layouts(name)]
+    return dict(obj=obj, obj_label=obj.display_label(locale), fields=fields, layouts=layouts, targets=targets,
+                types=[(ty, t(f"type.{ty}")) for ty in FIELD_TYPES],
+                new_layout=url_for("web.admin_document", kind="layout", name=f"{name}_default", new=1)
+                if not layouts else None,
+                values=extra.pop("values", {"add_layout": "on", "add_list": "on"}),
+                errors=extra.pop("errors", {}), issues=extra.pop("issues", []), **extra)
+
+
+@page("/admin/objects/<name>")
+def admin_object(name: str):
+    _require_admin()
+    return render_page("admin/object.html", **_object_context(name))
+
+
+def parse_options(text: str) -> list:
+    """One option per line: `value` or `value = label`."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        value, sep, shown = line.partition("=")
+        value, shown = value.strip(), shown.strip()
+        out.append({"value": value, "label": shown} if sep and shown else value)
+    return out
+
+
+def build_field(values: dict, errors: dict, obj) -> dict | None:
+    ftype = values.get("type", "")
+    if ftype not in FIELD_TYPES:
+        errors["type"] = t("msg.Not allowed.")
+    label = _labels(values.get("label_en", ""), values.get("label_zh", ""))
+    if label is None:
+        errors["label_en"] = t("form.required_missing")
+    name = values.get("name") or slug(values.get("label_en", ""))
+    if not NAME_RE.match(name or ""):
+        errors["name"] = t("admin.bad_name")
+    elif name in obj.fields or name in SYSTEM_FIELD_NAMES:
+        errors["name"] = t("admin.field_exists")
+    doc: dict[str, Any] = {"name": name, "type": ftype, "label": label}
+    if values.get("required"):
+        doc["required"] = True
+    if ftype in ("picklist", "multipicklist"):
+        options = parse_options(values.get("options", ""))
+        if not options:
+            errors["options"] = t("admin.options_required")
+        doc["options"] = options
+    if ftype == "lookup":
+        if not values.get("target"):
+            errors["target"] = t("admin.target_required")
+        doc["target"] = values.get("target")
+    return None if errors else doc
+
+
+@page("/admin/objects/<name>/fields", methods=("POST",))
+def admin_field_add(name: str):
+    _require_admin()
+    registry = current_service().registry
+    if not registry.has_object(name):
+        raise NotFound(f"Unknown object {name!r}.", code="unknown_object")
+    obj = registry.object(name)
+    form = request.form
+    values = {k: form.get(k, "").strip() for k in ("name", "label_en", "label_zh", "type", "options", "target")}
+    values["options"] = form.get("options", "")
+    for flag in ("required", "add_layout", "add_list"):
+        values[flag] = "on" if form.get(flag) else ""
+    errors: dict[str, str] = {}
+    field = build_field(values, errors, obj)
+    issues: list[dict] = []
+    if field is not None:
+        doc = copy.deepcopy(registry.get("object", name))
+        doc["fields"] = list(doc.get("fields") or []) + [field]
+        documents = [doc]
+        for layout in registry.layouts(name):
+            changed = copy.deepcopy(layout)
+            if values["add_layout"] and changed.get("sections"):
+                last = changed["sections"][-1]
+                last["fields"] = list(last.get("fields") or []) + [field["name"]]
+            if values["add_list"] and changed.get("list_columns"):
+                changed["list_columns"] = list(changed["list_columns"]) + [field["name"]]
+            if changed != layout:
+                documents.append(changed)
+        try:
+            apply_change(runtime(), documents_bundle(documents))
+        except MetadataInvalid as exc:
+            issues = _issues(exc)
+        else:
+            notify(t("admin.field_added", name=field["name"]))
+            return redirect_to("web.admin_object", name=name)
+    return render_page("admin/object.html", 400, **_object_context(name, values=values, errors=errors,
+                                                                     issues=issues))
+
+
+# --- the metadata editor ------------------------------------------------------------------------
+
+
+def _pretty(doc: Any) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def _text_diff(documents: list[dict], deletes: list[tuple[str, str]]) -> list[dict]:
+    """Unified diffs of each document against the live one, line by line for the template."""
+    registry = current_service().registry
+    lines = []
+    for doc in documents:
+        if not isinstance(doc, dict):
+            continue
+        kind, name = str(doc.get("kind")), str(doc.get("name"))
+        old = registry.get(kind, name)
+        before = _pretty(old).splitlines() if old is not None else []
+        for line in difflib.unified_diff(before, _pretty(doc).splitlines(), f"{kind}/{name} (live)",
+                                         f"{kind}/{name} (new)", lineterm="", n=2):
+            lines.append({"text": line, "kind": _line_kind(line)})
+    for kind, name in deletes:
+        old = registry.get(kind, name)
+        if old is not None:
+            for line in difflib.unified_diff(_pretty(old).splitlines(), [], f"{kind}/{name} (live)", "(removed)",
+                                             lineterm="", n=0):
+                lines.append({"text": line, "kind": _line_kind(line)})
+    return lines
+
+
+def _line_kind(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "file"
+    if line.startswith("@@"):
+        return "hunk"
+    return {"+": "add", "-": "del"}.get(line[:1], "same")
+
+
+def _storage_lines(storage: dict) -> list[str]:
+    out = [f"+ table {name}" for name in storage.get("new_tables", [])]
+    out += [f"+ column {c['table']}.{c['column']} ({c['type']})" for c in storage.get("new_columns", [])]
+    out += [f"+ restored column {c['table']}.{c['column']}" for c in storage.get("restored_columns", [])]
+    out += [f"- archived column {c['table']}.{c['column']}" for c in storage.get("archived_columns", [])]
+    out += [f"~ column {c.get('table')}.{c.get('column')}" for c in storage.get("changed_columns", [])]
+    out += [f"+ index {c['table']}.{c['column']}" for c in storage.get("new_indexes", [])]
+    return out
+
+
+def _parse_bundle(text: str) -> tuple[list, list[tuple[str, str]]]:
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise BadRequest(t("admin.bad_json", error=str(exc))) from None
+    if isinstance(body, list):
+        return body, []
+    if isinstance(body, dict) and "documents" in body and "kind" not in body:
+        documents, deletes = body.get("documents"), body.get("delete") or []
+        if not isinstance(documents, list) or not isinstance(deletes, list) or not all(
+                isinstance(d, dict) and isinstance(d.get("kind"), str) and isinstance(d.get("name"), str)
+                for d in deletes):
+            raise BadRequest('Send {"documents": [...], "delete": [{"kind", "name"}]}.')
+        return documents, [(d["kind"], d["name"]) for d in deletes]
+    return [body], []
+
+
+def _run(documents: list, deletes: list[tuple[str, str]], action: str) -> dict:
+    """Validate (and, for `apply`, apply). The template context for the outcome."""
+    try:
+        result: ApplyResult = apply_change(runtime(), documents_bundle(documents), deletes,
+                                           dry_run=action != "apply")
+    except MetadataInvalid as exc:
+        return {"issues": _issues(exc), "status": 400}
+    diff = result.diff
+    docs = diff.get("documents", {})
+    storage = _storage_lines(diff.get("storage", {}))
+    unchanged = not (docs.get("added") or docs.get("changed") or docs.get("removed") or storage)
+    return {"result": result, "docs_diff": docs, "storage": storage, "unchanged": unchanged,
+            "text_diff": _text_diff(documents, deletes), "status": 200}
+
+
+@page("/admin/metadata", methods=("GET", "POST"))
+def admin_metadata():
+    _require_admin()
+    registry = current_service().registry
+    locale = current_locale()
+    kinds = []
+    for kind in KINDS:
+        docs = registry.of_kind(kind)
+        if docs:
+            kinds.append({"kind": kind, "docs": [
+                {"name": d["name"], "label": label_text(d.get("label"), locale, ""),
+                 "href": url_for("web.admin_document", kind=kind, name=d["name"])} for d in docs]})
+    text = request.form.get("document", "") if request.method == "POST" else ""
+    outcome: dict[str, Any] = {"status": 200}
+    if request.method == "POST":
+        action = request.form.get("_action", "preview")
+        try:
+            documents, deletes = _parse_bundle(text)
+        except BadRequest as exc:
+            outcome = {"issues": [{"document": "", "path": "/", "message": exc.message}], "status": 400}
+        else:
+            outcome = _run(documents, deletes, action)
+            if action == "apply" and "result" in outcome:
+                notify(t("admin.applied", version=outcome["result"].version) if not outcome["unchanged"]
+                       else t("admin.no_changes"))
+                return redirect_to("web.admin_metadata")
+    status = outcome.pop("status")
+    return render_page("admin/metadata.html", status, kinds=kinds, text=text, **outcome,
+                       action=url_for("web.admin_metadata"), single=None)
+
+
+@page("/admin/metadata/<kind>/<name>", methods=("GET", "POST"))
+def admin_document(kind: str, name: str):
+    _require_admin()
+    if kind not in KINDS:
+        raise NotFound(f"Unknown metadata kind {kind!r}.", code="unknown_kind")
+    registry = current_service().registry
+    live = registry.get(kind, name)
+    if request.method == "GET":
+        if live is None:
+            obj_name = request.args.get("object") or name.removesuffix("_default")
+            if kind == "layout" and request.args.get("new") and registry.has_object(obj_name):
+                live = default_layout_doc(registry.object(obj_name))
+                live["name"] = name
+            else:
+                raise NotFound(f"No {kind} named {name!r}.", code="unknown_document")
+        return render_page("admin/document.html", kind=kind, name=name, text=_pretty(live), exists=name and
+                           registry.get(kind, name) is not None, back=_back(kind, live))
+    text = request.form.get("document", "")
+    action = request.form.get("_action", "preview")
+    outcome: dict[str, Any]
+    doc = None
+    try:
+        documents, _ = _parse_bundle(text)
+        doc = documents[0] if len(documents) == 1 else None
+        if not isinstance(doc, dict) or doc.get("kind") != kind or doc.get("name") != name:
+            raise BadRequest(t("admin.name_mismatch", kind=kind, name=name))
+    except BadRequest as exc:
+        outcome = {"issues": [{"document": f"{kind}/{name}", "path": "/", "message": exc.message}], "status": 400}
+    else:
+        outcome = _run([doc], [], action)
+        if action == "apply" and "result" in outcome:
+            notify(t("admin.applied", version=outcome["result"].version) if not outcome["unchanged"]
+                   else t("admin.no_changes"))
+            return redirect_to("web.admin_document", kind=kind, name=name)
+    status = outcome.pop("status")
+    return render_page("admin/document.html", status, kind=kind, name=name, text=text, exists=live is not None,
+                       back=_back(kind, doc if isinstance(doc, dict) else live or {}), **outcome)
+
+
+def _back(kind: str, doc: dict) -> str:
+    if kind in ("layout", "object") and isinstance(doc, dict):
+        target = doc.get("object") if kind == "layout" else doc.get("name")
+        if isinstance(target, str) and current_service().registry.has_object(target):
+            return url_for("web.admin_object", name=target)
+    return url_for("web.admin_metadata")
