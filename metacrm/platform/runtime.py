@@ -81,7 +81,7 @@ class Runtime:
         current = self._compiled
         if current is not None and not force and now - self._checked_at < VERSION_CHECK_SECONDS:
             return current
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             version = metastore.current_version(conn)
             if current is not None and current.registry.version == version:
                 self._checked_at = now
@@ -110,7 +110,7 @@ class Runtime:
         compiled = self.compiled()
         users_t, depts_t = compiled.tables["user"], compiled.tables["department"]
         directory = Directory()
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             for row in conn.execute(
                 sa.select(users_t.c.id, users_t.c.roles, users_t.c.department, users_t.c.manager).where(
                     users_t.c.deleted_at.is_(None)

@@ -129,3 +129,21 @@ def json_body(default=None):
 
 
 from . import auth, meta, openapi, records  # noqa: F401  (routes register on import)
+
+# Route modules of later features; each registers its routes on `api` when imported.
+OPTIONAL_ROUTES = ("dedup", "imports", "pools", "approvals", "workflow", "actions", "reports", "plugins")
+
+
+def _load_optional_routes() -> None:
+    import importlib
+
+    for name in OPTIONAL_ROUTES:
+        module_name = f"{__name__}.{name}"
+        try:
+            importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+
+
+_load_optional_routes()
