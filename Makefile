@@ -15,6 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e examples/plugins/erp_connector
 	touch $(STAMP)
 
 run: venv
@@ -29,7 +30,7 @@ bench: venv
 	$(BIN)/python -m bench.run
 
 lint: venv
-	$(BIN)/ruff check metacrm tests bench
+	$(BIN)/ruff check metacrm tests bench examples
 
 clean:
 	rm -rf $(VENV) *.egg-info

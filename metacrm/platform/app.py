@@ -26,6 +26,9 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     from .api import api
 
     app.register_blueprint(api)
+    from ..plugins.loader import mount_blueprints
+
+    mount_blueprints(app)
     try:
         from .web import register as register_web
     except ImportError:  # the web UI package is optional during development

@@ -50,7 +50,7 @@ def document_diff(live: Registry, new: Registry) -> dict:
 def check_conversions(conn: sa.Connection, live: Registry, new: Registry, storage_diff) -> list[MetaIssue]:
     """A type change that existing data cannot take is refused, naming the offending rows."""
     issues = []
-    old_tables = Tables(live)
+    old_tables = Tables.of(live)
     for change in storage_diff.changed_columns:
         name = change.table[len("rec_"):]
         obj = new.objects.get(name)
@@ -87,7 +87,7 @@ def _candidate(old_fdef, raw):
 def convert_columns(conn: sa.Connection, live: Registry, new: Registry, storage_diff) -> list[tuple]:
     """Read the values of columns whose type changes, typed for the new field."""
     saved = []
-    old_tables = Tables(live)
+    old_tables = Tables.of(live)
     for change in storage_diff.changed_columns:
         name = change.table[len("rec_"):]
         fdef = new.objects[name].all_fields[change.column]
@@ -132,7 +132,7 @@ def apply_change(
                 raise _DryRun()
             saved = convert_columns(conn, live, new, storage_diff)
             apply_storage(conn, new, storage_diff)
-            new_tables = Tables(new)
+            new_tables = Tables.of(new)
             for name, column, rows in saved:
                 table = new_tables[name]
                 for record_id, value in rows:

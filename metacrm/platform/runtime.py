@@ -73,6 +73,9 @@ class Runtime:
         # Periodic jobs (pool recycle, scheduled triggers, overdue warnings, approval timeouts):
         # (name, fn(runtime) -> summary text). `metacrm sweep` and the timers run them.
         self.sweeps: list[tuple[str, Callable[[Runtime], str]]] = []
+        # Called with the new Compiled whenever this process picks up a new metadata version
+        # (plugins re-sync their hooks here).
+        self.version_listeners: list[Callable[[Compiled], None]] = []
 
     # --- metadata ------------------------------------------------------------------------
 
@@ -87,12 +90,21 @@ class Runtime:
                 self._checked_at = now
                 return current
             registry = metastore.load_registry(conn)
+        moved = False
         with self._lock:
             if self._compiled is None or self._compiled.registry.version != registry.version:
-                self._compiled = Compiled(registry, Tables(registry))
+                self._compiled = Compiled(registry, Tables.of(registry))
                 self._directory = None
+                moved = True
             self._checked_at = now
-            return self._compiled
+            compiled = self._compiled
+        if moved:
+            for listener in list(self.version_listeners):
+                try:
+                    listener(compiled)
+                except Exception:
+                    log.exception("metadata version listener failed")
+        return compiled
 
     def registry(self) -> Registry:
         return self.compiled().registry

@@ -175,6 +175,15 @@ def build_table(metadata: sa.MetaData, registry: Registry, obj: ObjectDef) -> Ob
 class Tables:
     """SQLAlchemy Table objects for one registry version (built once per version per process)."""
 
+    @classmethod
+    def of(cls, registry: Registry) -> "Tables":
+        """The registry's tables, built once per Registry instance."""
+        cached = registry.__dict__.get("_tables")
+        if cached is None:
+            cached = cls(registry)
+            object.__setattr__(registry, "_tables", cached)
+        return cached
+
     def __init__(self, registry: Registry):
         self.registry = registry
         self.metadata = sa.MetaData()
@@ -248,7 +257,7 @@ def plan_storage(conn: sa.Connection, old: Registry, new: Registry) -> StorageDi
     """Compare the new registry's tables with what the database holds now."""
     diff = StorageDiff()
     dialect = conn.dialect
-    new_tables = Tables(new)
+    new_tables = Tables.of(new)
     old_objects = old.objects
     for name, otable in new_tables.items():
         table = otable.table
@@ -296,7 +305,7 @@ def same_storage_type(current, wanted, dialect) -> bool:
 
 def apply_storage(conn: sa.Connection, new: Registry, diff: StorageDiff) -> None:
     """Create tables, add columns, convert types and add indexes, inside the caller's transaction."""
-    tables = Tables(new)
+    tables = Tables.of(new)
     ops = Operations(MigrationContext.configure(conn))
     by_table = {ot.table.name: ot for _, ot in tables.items()}
     for table_name in diff.new_tables:
