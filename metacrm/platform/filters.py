@@ -60,6 +60,10 @@ class FilterContext:
     old: Mapping[str, Any] | None = None
     allow_changed: bool = False
 
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is not None:  # records hold naive UTC; an aware now could not compare
+            self.now = self.now.astimezone(UTC).replace(tzinfo=None)
+
     @classmethod
     def current(
         cls,
@@ -111,7 +115,7 @@ def _kind(field: FieldLike) -> str | None:
     """How a field's values compare; None for password and unknown types (never filterable)."""
     result_type = getattr(field, "result_type", None)
     if field.type == "formula":
-        return _KIND_BY_TYPE.get(result_type or "text") if result_type != "multipicklist" else None
+        return _KIND_BY_TYPE.get(result_type or "text")
     if field.type == "rollup":
         if result_type in ("count", "integer"):
             return "integer"
@@ -187,17 +191,24 @@ def _coerce(value: Any, kind: str) -> Any:
     return moment
 
 
+def _whole(value: Any) -> bool:
+    """A string of digits, or a finite float or Decimal without a fraction."""
+    if isinstance(value, str):
+        return bool(_INTEGER_TEXT.fullmatch(value.strip()))
+    return isinstance(value, float | Decimal) and Decimal(str(value)).is_finite() and value == int(value)
+
+
 def _coerce_number(value: Any, kind: str) -> int | Decimal:
     if isinstance(value, bool):
         raise _BadValue(f"expected {'an integer' if kind == 'integer' else 'a number'}")
     if kind == "integer":
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
-            return int(value)
-        if isinstance(value, float | Decimal) and Decimal(str(value)).is_finite() and value == int(value):
-            return int(value)
-        raise _BadValue("expected an integer")
+        if _whole(value):
+            value = int(value)
+        if not isinstance(value, int):
+            raise _BadValue("expected an integer")
+        if not -(2**63) <= value < 2**63:
+            raise _BadValue("integer out of range")  # SQLite cannot even bind it
+        return value
     try:
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
@@ -442,7 +453,7 @@ def _py_leaf(leaf: _Leaf, ctx: FilterContext) -> Predicate:
         case "contains" if leaf.kind == "multi":
             test = lambda v: x in v
         case "contains":
-            test = lambda v: x in v.lower()
+            test = lambda v: x in _ascii_lower(v)
         case "startswith":
             test = lambda v: _ascii_lower(v).startswith(x)
     when_null = op in ("ne", "nin")
