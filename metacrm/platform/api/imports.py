@@ -1,0 +1,81 @@
+"""POST /records/{object}/import (JSON array or CSV; ?key=, ?dry_run=1, ?async=1,
+?batch_size=) and GET /jobs/{id} for background imports."""
+
+from __future__ import annotations
+
+from flask import g, jsonify, request
+
+from .. import importer
+from ..errors import BadRequest
+from ..records import RecordService
+from . import api, runtime
+
+TRUE = ("1", "true", "yes", "on")
+
+
+def _flag(value) -> bool:
+    return value is True or (isinstance(value, (str, int)) and str(value).lower() in TRUE)
+
+
+def _upload() -> tuple[bytes, str | None]:
+    """The file: a multipart `file` part, or the request body itself."""
+    if request.files:
+        upload = request.files.get("file") or next(iter(request.files.values()))
+        name = (upload.filename or "").lower()
+        fmt = "json" if name.endswith(".json") else "csv" if name.endswith((".csv", ".txt", ".tsv")) else None
+        return upload.read(), fmt
+    mimetype = request.mimetype or ""
+    fmt = "csv" if mimetype in ("text/csv", "text/tab-separated-values") else "json" if mimetype.endswith("json") else None
+    return request.get_data(cache=False), fmt
+
+
+@api.post("/records/<object_name>/import")
+def import_records(object_name: str):
+    data, fmt = _upload()
+    if not data.strip():
+        raise BadRequest("Send a JSON array of records or a CSV file with a header.", code="empty_file")
+    parsed = importer.parse(data, fmt)
+    options = {**parsed.options, **{k: v for k, v in request.args.items()}}
+    key = options.get("key") or None
+    dry_run = _flag(options.get("dry_run"))
+    try:
+        batch_size = int(options.get("batch_size") or importer.DEFAULT_BATCH)
+    except (TypeError, ValueError):
+        raise BadRequest("batch_size must be an integer.", fields={"batch_size": ["Not an integer."]}) from None
+    rt = runtime()
+    importer.prepare(RecordService(rt, g.principal, source="import"), object_name, parsed, key)
+    asked = options.get("async")
+    background = _flag(asked) if asked is not None else len(parsed.rows) > importer.ASYNC_THRESHOLD
+    if background:
+        job_id = importer.start_job(rt, g.principal, object_name, parsed, key=key, dry_run=dry_run,
+                                    batch_size=batch_size)
+        return jsonify({"job": job_id, "status": "queued", "url": f"/api/v1/jobs/{job_id}"}), 202
+    report = importer.import_parsed(rt, g.principal, object_name, parsed, key=key, dry_run=dry_run,
+                                    batch_size=batch_size)
+    return jsonify(report)
+
+
+@api.get("/jobs/<job_id>")
+def job(job_id: str):
+    return jsonify(importer.job_status(runtime(), g.principal, job_id))
+
+
+def openapi_paths() -> dict:
+    """Paths for the generated OpenAPI document (api/openapi.py may merge them)."""
+    answer = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
+    flags = [{"name": name, "in": "query", "schema": {"type": "string"}}
+             for name in ("key", "dry_run", "async", "batch_size")]
+    return {
+        "/records/{object}/import": {"post": {
+            "tags": ["import"], "summary": "Import a JSON array or a CSV file (a report row per input row)",
+            "parameters": [{"name": "object", "in": "path", "required": True, "schema": {"type": "string"}}, *flags],
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "text/csv": {"schema": {"type": "string"}}}},
+            "responses": {"200": answer, "202": answer, "400": {"description": "bad file"},
+                          "403": {"description": "not allowed"}, "404": {"description": "unknown"}}}},
+        "/jobs/{id}": {"get": {
+            "tags": ["import"], "summary": "A background job: progress, and the report when done",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": answer, "404": {"description": "unknown"}}}},
+    }

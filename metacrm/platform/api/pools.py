@@ -1,0 +1,91 @@
+"""/pools: browse, claim, assign; /records/{object}/{id}/release and .../recycle (the
+computed recycle date)."""
+
+from __future__ import annotations
+
+import json
+
+from flask import g, jsonify, request
+
+from .. import pools
+from ..errors import BadRequest
+from . import api, json_body, runtime
+
+
+def _body() -> dict:
+    body = json_body({})
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.", code="bad_request")
+    return body
+
+
+@api.get("/pools")
+def list_pools():
+    return jsonify({"items": pools.list_pools(runtime(), g.principal, g.principal.locale)})
+
+
+@api.get("/pools/<pool_name>/records")
+def pool_records(pool_name: str):
+    raw_filter = request.args.get("filter")
+    try:
+        flt = json.loads(raw_filter) if raw_filter else None
+    except ValueError as exc:
+        raise BadRequest(f"filter is not valid JSON: {exc}", code="bad_filter") from None
+    limit = request.args.get("limit")
+    try:
+        limit = int(limit) if limit is not None else None
+    except ValueError:
+        raise BadRequest("limit must be an integer.", fields={"limit": ["Not an integer."]}) from None
+    fields = [f.strip() for f in request.args.get("fields", "").split(",") if f.strip()] or None
+    items, cursor = pools.list_records(
+        runtime(), g.principal, pool_name, filter=flt, sort=request.args.get("sort"), fields=fields,
+        limit=limit, cursor=request.args.get("cursor"),
+    )
+    return jsonify({"items": items, "next_cursor": cursor})
+
+
+@api.post("/pools/<pool_name>/claim")
+def claim(pool_name: str):
+    return jsonify(pools.claim(runtime(), g.principal, pool_name, _body().get("ids")))
+
+
+@api.post("/pools/<pool_name>/assign")
+def assign(pool_name: str):
+    body = _body()
+    return jsonify(pools.assign(runtime(), g.principal, pool_name, body.get("ids"), body.get("user")))
+
+
+@api.post("/records/<object_name>/<record_id>/release")
+def release(object_name: str, record_id: str):
+    return jsonify(pools.release(runtime(), g.principal, object_name, record_id, _body().get("reason")))
+
+
+@api.get("/records/<object_name>/<record_id>/recycle")
+def recycle_date(object_name: str, record_id: str):
+    return jsonify(pools.recycle_info(runtime(), g.principal, object_name, record_id))
+
+
+def openapi_paths() -> dict:
+    """Paths for the generated OpenAPI document (api/openapi.py may merge them)."""
+    answer = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
+    body = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+    pool = {"name": "pool", "in": "path", "required": True, "schema": {"type": "string"}}
+    obj = {"name": "object", "in": "path", "required": True, "schema": {"type": "string"}}
+    rid = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    failed = {"404": {"description": "unknown pool or record"}, "400": {"description": "invalid"}}
+    return {
+        "/pools": {"get": {"tags": ["pools"], "summary": "Pools the caller is a member of", "responses": {"200": answer}}},
+        "/pools/{pool}/records": {"parameters": [pool], "get": {"tags": ["pools"], "responses": {"200": answer, **failed}}},
+        "/pools/{pool}/claim": {"parameters": [pool], "post": {
+            "tags": ["pools"], "summary": "{ids} -> {claimed, failed: [{id, code, message}]}", "requestBody": body,
+            "responses": {"200": answer, **failed}}},
+        "/pools/{pool}/assign": {"parameters": [pool], "post": {
+            "tags": ["pools"], "summary": "{ids, user} (pool admins)", "requestBody": body,
+            "responses": {"200": answer, "403": {"description": "not a pool admin"}, **failed}}},
+        "/records/{object}/{id}/release": {"parameters": [obj, rid], "post": {
+            "tags": ["pools"], "summary": "{reason}: back to the pool", "requestBody": body,
+            "responses": {"200": answer, "403": {"description": "not the owner"}, "409": {"description": "no pool"},
+                          **failed}}},
+        "/records/{object}/{id}/recycle": {"parameters": [obj, rid], "get": {
+            "tags": ["pools"], "summary": "The computed recycle date", "responses": {"200": answer, **failed}}},
+    }
