@@ -4,6 +4,7 @@ one transaction (documents, version and DDL together): all of it or none of it."
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from .runtime import Runtime
 from .storage import Tables, apply_storage, plan_storage
 
 MAX_OFFENDING_ROWS = 20
+log = logging.getLogger(__name__)
 
 
 class _DryRun(Exception):
@@ -128,6 +130,7 @@ def apply_change(
             diff = {"documents": document_diff(live, new), "storage": storage_diff.as_dict()}
             result["diff"] = diff
             result["version"] = live.version
+            result["live"], result["new"] = live, new
             if dry_run:
                 raise _DryRun()
             saved = convert_columns(conn, live, new, storage_diff)
@@ -143,4 +146,17 @@ def apply_change(
     except _DryRun:
         return ApplyResult(result["version"], False, result["diff"])
     runtime.invalidate()
+    run_after_apply(runtime, result.get("live"), result.get("new"))
     return ApplyResult(result["version"], True, result["diff"])
+
+
+def run_after_apply(runtime: Runtime, live: Registry | None, new: Registry | None) -> None:
+    """Work a committed apply causes (e.g. re-keying records for a changed duplicate rule).
+    Each callback is idempotent; a failure is logged, never undoes the apply."""
+    if live is None or new is None:
+        return
+    for name, callback in sorted((runtime.extensions.get("after_apply") or {}).items()):
+        try:
+            callback(runtime, live, new)
+        except Exception:
+            log.exception("after-apply step %s failed; it runs again on the next apply", name)

@@ -131,6 +131,7 @@ def build_document(access: Access) -> dict:
         paths[f"/records/{name}/{{id}}/history"] = {"parameters": [id_param], "get": {"tags": [name], "responses": {
             "200": {"description": "history", "content": {"application/json": {"schema": {"type": "object"}}}},
             "404": _err("unknown"), "401": _err("no credentials")}}}
+    paths.update(feature_paths(access))
     return {
         "openapi": "3.0.3",
         "info": {"title": "metacrm", "version": __version__,
@@ -141,6 +142,27 @@ def build_document(access: Access) -> dict:
         "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+def feature_paths(access: Access) -> dict:
+    """Paths that later features' route modules describe themselves (openapi_paths())."""
+    import importlib
+    import inspect
+
+    from . import OPTIONAL_ROUTES
+
+    paths: dict = {}
+    for name in OPTIONAL_ROUTES:
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError:
+            continue
+        describe = getattr(module, "openapi_paths", None)
+        if describe is None:
+            continue
+        params = inspect.signature(describe).parameters
+        paths.update(describe(runtime(), access) if len(params) == 2 else describe())
+    return paths
 
 
 def _err(description: str) -> dict:
