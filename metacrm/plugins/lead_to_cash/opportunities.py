@@ -1,0 +1,148 @@
+"""L4 opportunities and quotes: stage-driven fields, stalled deals, quote lines and totals."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from ...platform.clock import today, utcnow
+from ...platform.errors import Locked, ValidationFailed
+from .common import fetch, is_closed_stage, rows, stage_options, system_for, system_service
+
+OPEN_CATEGORIES = ("pipeline", "best_case", "commit", "omitted")
+
+
+def _privileged(ctx) -> bool:
+    return ctx.principal.is_system or ctx.access.is_admin
+
+
+def opportunity_hook(ctx) -> None:
+    """before_save on opportunity.
+
+    - probability and (unless the rep chose one in this save) forecast_category follow the stage;
+    - a closed stage forces its own category (won: closed, lost: omitted); an open deal may
+      be committed, best-cased, left in pipeline or omitted by the rep, never 'closed';
+    - stage_changed_at is set whenever the stage changes (a stage history is kept by
+      track_history), which also un-stalls the deal; closing sets closed_at and, if empty,
+      close_date; the account comes from the contact when missing.
+    """
+    if ctx.op not in ("create", "update"):
+        return
+    record, registry = ctx.record, ctx.registry
+    stages = stage_options(registry)
+    stage = stages.get(str(record.get("stage")), {})
+    now = utcnow()
+    stage_changed = ctx.op == "create" or ctx.changed("stage")
+    closed = is_closed_stage(registry, record.get("stage"))
+    chose_category = "forecast_category" in (ctx.input or {}) and record.get("forecast_category") is not None
+    def given(name: str) -> bool:  # an admin / the platform (imports, the demo) may backdate it
+        return _privileged(ctx) and record.get(name) is not None and (ctx.op == "create" or ctx.changed(name))
+
+    if stage_changed:
+        if stage.get("probability") is not None:
+            record["probability"] = Decimal(str(stage["probability"])).quantize(Decimal("0.01"))
+        if not given("stage_changed_at"):
+            record["stage_changed_at"] = now
+        record["is_stalled"] = False
+        if closed:
+            if not given("closed_at"):
+                record["closed_at"] = now
+            if record.get("close_date") is None:
+                record["close_date"] = today()
+        else:
+            record["closed_at"] = None
+    if closed or (stage_changed and not chose_category):
+        record["forecast_category"] = stage.get("forecast_category")
+    elif record.get("forecast_category") == "closed":
+        raise ValidationFailed("Only a won deal is in the closed forecast category.",
+                               fields={"forecast_category": ["An open deal cannot be 'closed'."]})
+    if record.get("forecast_category") is None:
+        record["forecast_category"] = stage.get("forecast_category")
+    if not record.get("account") and record.get("contact"):
+        contact = fetch(ctx, ctx.conn, "contact", record["contact"])
+        if contact and contact.get("account"):
+            record["account"] = contact["account"]
+
+
+def stalled(registry, opportunity: dict, now) -> bool:
+    """In its stage (and without a follow-up) for longer than the stage's days_to_stall."""
+    stage = stage_options(registry).get(str(opportunity.get("stage")), {})
+    days = stage.get("days_to_stall")
+    if days is None or is_closed_stage(registry, opportunity.get("stage")):
+        return False
+    moments = [m for m in (opportunity.get("stage_changed_at"), opportunity.get("last_activity_at")) if m]
+    if not moments:
+        return False
+    return (now - max(moments)).total_seconds() > int(days) * 86400
+
+
+def stalled_job(runtime) -> str:
+    """Flag (and un-flag) stalled opportunities; the workflow rule opportunity_flagged_stalled warns."""
+    service = system_service(runtime)
+    registry = service.registry
+    closed = [value for value in stage_options(registry) if is_closed_stage(registry, value)]
+    table = service.table("opportunity")
+    with runtime.reading() as conn:
+        candidates = rows(service, conn, "opportunity", sa.or_(table.c.stage.not_in(closed), table.c.is_stalled.is_(True)),
+                          columns=["id", "stage", "stage_changed_at", "last_activity_at", "is_stalled"])
+    now = utcnow()
+    flagged = cleared = 0
+    for opp in candidates:
+        wanted = stalled(registry, opp, now)
+        if bool(opp.get("is_stalled")) == wanted:
+            continue
+        note = "stalled: no progress in stage" if wanted else "moving again"
+        service.system_update("opportunity", opp["id"], {"is_stalled": wanted}, note=note)
+        flagged += wanted
+        cleared += not wanted
+    return f"{flagged} opportunities flagged stalled, {cleared} cleared ({len(candidates)} checked)"
+
+
+def follow_up_hook(ctx) -> None:
+    """after_save on activity: a follow-up on a stalled opportunity un-stalls it at once."""
+    if ctx.op not in ("create", "update"):
+        return
+    if ctx.record.get("related_to__object") != "opportunity" or not ctx.record.get("related_to"):
+        return
+    opp = fetch(ctx, ctx.conn, "opportunity", ctx.record["related_to"])
+    if opp and opp.get("is_stalled"):
+        system_for(ctx).system_update("opportunity", opp["id"], {"is_stalled": False}, note="followed up")
+
+
+# --- quotes -------------------------------------------------------------------------------
+
+
+def quote_hook(ctx) -> None:
+    """before_save on quote: account from the opportunity; a changed discount needs a new approval."""
+    if ctx.op not in ("create", "update"):
+        return
+    record = ctx.record
+    if not record.get("account") and record.get("opportunity"):
+        opp = fetch(ctx, ctx.conn, "opportunity", record["opportunity"])
+        if opp:
+            record["account"] = opp.get("account")
+    if ctx.op == "update" and ctx.changed("discount_pct") and ctx.old.get("approval_status") == "approved":
+        record["approval_status"] = "none"
+        ctx.warnings.append({"code": "approval_reset",
+                             "message": "The discount changed: the quote needs a new approval."})
+
+
+def quote_line_hook(ctx) -> None:
+    """before_save on quote_line: price from the product, owner from the quote; no change while
+    the quote awaits approval."""
+    record = ctx.record
+    quote = fetch(ctx, ctx.conn, "quote", record.get("quote") or (ctx.old or {}).get("quote"))
+    if quote is not None and quote.get("approval_status") == "pending" and not ctx.principal.is_system:
+        raise Locked("The quote is pending approval; its lines cannot change.", code="record_locked")
+    if ctx.op not in ("create", "update"):
+        return
+    if record.get("unit_price") is None and record.get("product"):
+        product = fetch(ctx, ctx.conn, "product", record["product"])
+        if product:
+            record["unit_price"] = product.get("list_price")
+            if not record.get("description"):
+                record["description"] = product.get("name")
+    if ctx.op == "create" and quote is not None and quote.get("owner"):
+        record["owner"] = quote["owner"]
+
