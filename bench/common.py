@@ -7,10 +7,10 @@ import platform
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Iterator
 
 import sqlalchemy as sa
 

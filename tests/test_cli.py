@@ -22,7 +22,7 @@ def workdir(tmp_path):
 
     def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([*CLI, *args], cwd=tmp_path, env=env, input=input, capture_output=True, text=True,
-                              timeout=120)
+                              timeout=120, check=False)
 
     run.path = tmp_path  # type: ignore[attr-defined]
     assert run("init").returncode == 0

@@ -111,7 +111,7 @@ def test_hidden_field_never_appears_and_read_only_cannot_be_written(client, org,
     for body in ({"credit_limit": "1"}, {"importance": "a"}):
         response = client.patch(f"/api/v1/records/account/{mine['id']}", json={**body, "version": 2},
                                 headers=org["rep1"].headers)
-        assert response.status_code == 400 and list(body)[0] in response.get_json()["error"]["fields"]
+        assert response.status_code == 400 and next(iter(body)) in response.get_json()["error"]["fields"]
     filtered = client.get('/api/v1/records/account?filter={"credit_limit": {"gt": 1}}', headers=org["rep1"].headers)
     assert filtered.status_code == 400
 

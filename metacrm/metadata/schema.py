@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -66,6 +67,21 @@ def shared_definitions() -> dict:
 
 def validate_document(doc: object) -> list[SchemaIssue]:
     """Every schema problem of one document, sorted by path; an empty list means it is valid."""
+    try:
+        key = json.dumps(doc, sort_keys=True, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return _validate_document(doc)
+    return list(_validate_cached(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _validate_cached(key: str) -> tuple[SchemaIssue, ...]:
+    # Applies re-validate every live document (references can break); the same document
+    # text always gives the same schema issues, so each is checked once per process.
+    return tuple(_validate_document(json.loads(key)))
+
+
+def _validate_document(doc: object) -> list[SchemaIssue]:
     if not isinstance(doc, dict):
         return [SchemaIssue("", f"a metadata document is a JSON object, not {_json_type(doc)}")]
     issues = _head_issues(doc)

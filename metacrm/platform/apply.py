@@ -67,7 +67,7 @@ def check_conversions(conn: sa.Connection, live: Registry, new: Registry, storag
         for row in conn.execute(sa.select(table.c.id, column).where(column.isnot(None))):
             try:
                 field.deserialize(_candidate(old_fdef, row[1]))
-            except Exception:
+            except Exception:  # noqa: BLE001 - any refusal by the new field means "cannot convert"
                 bad.append(row.id)
                 if len(bad) >= MAX_OFFENDING_ROWS:
                     break

@@ -159,7 +159,7 @@ def _live_registry_or_none():
     try:
         runtime = _runtime()
         return runtime.registry()
-    except Exception:
+    except Exception:  # noqa: BLE001 - no database here: validate against the system bundle
         return None
 
 

@@ -4,6 +4,7 @@ rollups (kept current when children change), and the parent's last_activity_at.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from datetime import date, datetime
@@ -82,7 +83,7 @@ class Num(Decimal):
     """A Decimal that accepts float literals from formulas (1.13 is read as Decimal('1.13')),
     so money stays exact instead of failing or drifting through float."""
 
-    def _wrap(op):  # noqa: N805 - a method factory
+    def _wrap(op):
         def method(self, other):
             if isinstance(other, float):
                 other = Decimal(repr(other))
@@ -101,6 +102,11 @@ def _formula_value(value: Any) -> Any:
     return Num(value) if isinstance(value, Decimal) else value
 
 
+@functools.lru_cache(maxsize=1024)
+def _compile(expression: str):
+    return SANDBOX.compile_expression(expression, undefined_to_none=True)
+
+
 def compute_formulas(obj, record: dict) -> dict:
     """The formula fields' values for `record` (a broken formula gives None, never an error)."""
     values = {}
@@ -108,10 +114,10 @@ def compute_formulas(obj, record: dict) -> dict:
         if fdef.type != "formula" or not fdef.expression:
             continue
         try:
-            compiled = SANDBOX.compile_expression(fdef.expression, undefined_to_none=True)
+            compiled = _compile(fdef.expression)
             env = {k: _formula_value(v) for k, v in record.items() if k.isidentifier()}
             value = compiled(record=env, **env)
-        except Exception as exc:  # a broken formula must not block saving the record
+        except Exception as exc:  # noqa: BLE001 - a broken formula must not block saving the record
             log.warning("formula %s.%s failed: %s", obj.name, fdef.name, exc)
             value = None
         values[fdef.name] = record[fdef.name] = coerce_result(value, fdef.result_type, fdef.scale)

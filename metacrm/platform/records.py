@@ -423,8 +423,7 @@ class RecordService:
 
     def _write_create(self, ctx: SaveContext) -> None:
         obj = ctx.obj
-        self._check_required(obj, ctx.record)
-        self.runtime.hooks.run("before_save", ctx)
+        self.runtime.hooks.run("before_save", ctx)  # hooks may fill required fields
         self._check_required(obj, ctx.record)
         self._check_unique(ctx.conn, obj, ctx.record, list(obj.fields))
         ctx.conn.execute(ctx.table.insert().values(**self._storage_row(obj, ctx.table, ctx.record)))
@@ -466,7 +465,6 @@ class RecordService:
         ctx = SaveContext(self, tx, self.registry, obj, self.table(obj.name), "update", record, old,
                           self.principal, self.access, options.get("source", self.source), input=data,
                           options=options)
-        self._check_required(obj, record)
         self.runtime.hooks.run("before_save", ctx)
         self._check_required(obj, ctx.record)
         changed = [n for n in obj.all_fields if ctx.record.get(n) != old.get(n)]
@@ -633,8 +631,7 @@ class RecordService:
                 try:
                     with tx.conn.begin_nested() if options.get("savepoints") else _nullcontext():
                         values = self.coerce(obj, data, creating=True, conn=tx.conn)
-                        ctx = self._prepare_create(tx, obj, values, data, dict(options, batch=True))
-                        self._check_required(obj, ctx.record)
+                        ctx = self._prepare_create(tx, obj, values, data, {**options, "batch": True})
                         self.runtime.hooks.run("before_save", ctx)
                         self._check_required(obj, ctx.record)
                     good.append(ctx)
@@ -649,9 +646,9 @@ class RecordService:
                 for ctx in good:
                     changes = {n: [None, self._history_value(obj, n, ctx.record[n])]
                                for n in self._tracked(obj) if ctx.record.get(n) is not None}
-                    history_rows.append(dict(object=obj.name, record_id=ctx.record["id"], at=now,
-                                             user_id=self.principal.user_id, action="create",
-                                             changes=changes, note=options.get("note")))
+                    history_rows.append({"object": obj.name, "record_id": ctx.record["id"], "at": now,
+                                             "user_id": self.principal.user_id, "action": "create",
+                                             "changes": changes, "note": options.get("note")})
                 tx.conn.execute(db.history.insert(), history_rows)
                 for ctx in good:
                     self._write_notes(ctx)
@@ -667,7 +664,8 @@ class RecordService:
         plan = self.compiled.cache.get(("storage_plan", obj.name))
         if plan is None:
             converted = [(n, f) for n, f in obj.all_fields.items() if n in table.c and f.value_type == "multipicklist"]
-            plain = [n for n in table.c.keys() if n not in {c for c, _ in converted}]
+            skip = {c for c, _ in converted}
+            plain = [column.name for column in table.c if column.name not in skip]
             plan = self.compiled.cache[("storage_plan", obj.name)] = (converted, plain)
         converted, plain = plan
         row = {name: record.get(name) for name in plain if name in record or name in obj.all_fields}

@@ -10,7 +10,7 @@ import json
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -20,7 +20,7 @@ PHONE_RE = re.compile(r"^\+?[0-9()\-\s./]{3,40}$")
 
 
 class ExactDecimalField(fields.Field):
-    default_error_messages = {"invalid": "Not a valid number.", "scale": "At most {scale} decimal places."}
+    default_error_messages: ClassVar[dict[str, str]] = {"invalid": "Not a valid number.", "scale": "At most {scale} decimal places."}
 
     def __init__(self, scale: int, precision: int, **kwargs):
         super().__init__(**kwargs)

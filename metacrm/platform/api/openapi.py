@@ -135,7 +135,7 @@ def build_document(access: Access) -> dict:
     return {
         "openapi": "3.0.3",
         "info": {"title": "metacrm", "version": __version__,
-                 "description": "Generated from the live metadata (version %d)." % registry.version},
+                 "description": f"Generated from the live metadata (version {registry.version})."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "paths": paths,
