@@ -61,6 +61,9 @@ PAGE_MODULES = [
     "metacrm.platform.web.record_views",
     "metacrm.platform.web.dashboard",
     "metacrm.platform.web.admin",
+    "metacrm.platform.web.pool_views",
+    "metacrm.platform.web.approval_views",
+    "metacrm.platform.web.notification_views",
 ]
 
 

@@ -1,0 +1,200 @@
+"""Approvals in the web UI: the inbox (my queue / my requests), one request beside its
+record, approve / reject / recall, and "Submit for approval" from a record's detail page.
+Everything goes through metacrm.approval.engine, as the REST API does."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import request, url_for
+
+from ...approval import engine
+from ..errors import CrmError
+from . import display, forms
+from .core import (
+    NavEntry,
+    add_nav,
+    current_principal,
+    current_service,
+    notify,
+    page,
+    redirect_to,
+    render_page,
+    runtime,
+    wants_form_value,
+)
+from .i18n import current_locale, t
+
+STATUSES = ("pending", "approved", "rejected", "recalled", "skipped", "closed", "not_reached", "no_response",
+            "delegated")
+SUBMIT_CODES = ("approval_not_required", "approval_pending", "no_approver")
+
+
+def user_names(ids) -> dict[str, str]:
+    """Display names of users (approvers, submitters): names only, whatever the reader's role."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    users = current_service().table("user")
+    with runtime().reading() as conn:
+        rows = conn.execute(sa.select(users.c.id, users.c.username, users.c.display_name)
+                            .where(users.c.id.in_(wanted))).fetchall()
+    return {r.id: r.display_name or r.username for r in rows}
+
+
+def status_text(status: str | None) -> str:
+    return t(f"approvals.status.{status}") if status in STATUSES else (status or "")
+
+
+def _process_label(name: str) -> str:
+    doc = current_service().registry.get("approval_process", name) or {}
+    return display.label_text(doc.get("label"), current_locale(), name)
+
+
+def _object_label(name: str) -> str:
+    registry = current_service().registry
+    return registry.object(name).display_label(current_locale()) if registry.has_object(name) else name
+
+
+def _row(item: dict, names: dict) -> dict:
+    return {
+        "id": item["id"], "href": url_for("web.approval_request", request_id=item["id"]),
+        "title": item.get("record_name") or item["record"], "object": _object_label(item["object"]),
+        "process": _process_label(item["process"]), "step": item.get("step") or "",
+        "status": item["status"], "status_text": status_text(item["status"]),
+        "submitter": names.get(item["submitter"], item["submitter"] or t("history.system")),
+        "submitted_at": display.datetime_text(item["submitted_at"] or ""),
+    }
+
+
+def _pending_count() -> int:
+    principal = current_principal()
+    if principal is None or principal.user_id is None:
+        return 0
+    return len(engine.queue(runtime(), principal, limit=100))
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+@page("/approvals")
+def approval_inbox():
+    tab = "mine" if request.args.get("tab") == "mine" else "queue"
+    items = engine.queue(runtime(), current_principal(), as_submitter=tab == "mine")
+    names = user_names(i["submitter"] for i in items)
+    return render_page("approvals/inbox.html", tab=tab, rows=[_row(i, names) for i in items],
+                       title=t("approvals.title"))
+
+
+@page("/approvals/<request_id>")
+def approval_request(request_id: str):
+    service = current_service()
+    principal = current_principal()
+    req = engine.get_request(runtime(), principal, request_id)  # 404 unless involved (or an admin)
+    locale = current_locale()
+    ids = [req["submitter"], *req["approvers"]] + [d["approver"] for d in req["decisions"]]
+    ids += [d["on_behalf_of"] for d in req["decisions"]] + [a for s in req["steps"] for a in s["approvers"]]
+    names = user_names(ids)
+    record, cells, obj = None, [], None
+    if service.registry.has_object(req["object"]):
+        obj = service.obj(req["object"])
+        try:
+            record = service.get(obj.name, req["record"])
+        except CrmError:
+            record = None
+    if record is not None:
+        layout = forms.layout_for(service, obj, record.get("record_type"))
+        shown = [n for s in layout.sections for n in s.fields if n in record and n in obj.all_fields]
+        lookups = display.Names(service)
+        lookups.want_record(obj, record, shown)
+        lookups.resolve()
+        cells = [{"name": n, "label": obj.all_fields[n].display_label(locale),
+                  "shown": display.show(obj.all_fields[n], record.get(n), lookups, record)} for n in shown]
+    me = principal.user_id
+    pending = req["status"] == "pending"
+    process = service.registry.get("approval_process", req["process"]) or {}
+    steps = [{**s, "status_text": status_text(s["status"]),
+              "approver_names": [names.get(a, a) for a in s["approvers"]]} for s in req["steps"]]
+    decisions = [{**d, "status_text": status_text(d["status"]), "approver_name": names.get(d["approver"], d["approver"]),
+                  "behalf_name": names.get(d["on_behalf_of"], d["on_behalf_of"]) if d["on_behalf_of"] else None,
+                  "at": display.datetime_text(d["decided_at"] or "")} for d in req["decisions"]]
+    return render_page(
+        "approvals/request.html", req=req, obj=obj, record=record, cells=cells, steps=steps, decisions=decisions,
+        title=req.get("record_name") or req["record"], process_label=_process_label(req["process"]),
+        object_label=_object_label(req["object"]), status_text=status_text(req["status"]),
+        submitter=names.get(req["submitter"], req["submitter"] or t("history.system")),
+        approvers=[names.get(a, a) for a in req["approvers"]],
+        submitted_at=display.datetime_text(req["submitted_at"] or ""),
+        record_href=url_for("web.record_detail", object_name=req["object"], record_id=req["record"])
+        if record is not None else None,
+        can_decide=pending and any(tk["approver"] == me and tk["status"] == "pending" for tk in req["tasks"]),
+        can_recall=pending and me is not None and me == req["submitter"] and process.get("allow_recall", True),
+    )
+
+
+@page("/approvals/<request_id>/decide", methods=("POST",))
+def approval_decide(request_id: str):
+    decision = wants_form_value("decision")
+    if decision not in ("approve", "reject"):
+        notify(t("approvals.pick_decision"), "error")
+        return redirect_to("web.approval_request", request_id=request_id)
+    try:
+        engine.decide(runtime(), current_principal(), request_id, decision, wants_form_value("comment") or None)
+    except CrmError as exc:
+        if exc.status == 404:
+            raise
+        notify(exc.message, "error")
+    else:
+        notify(t("approvals.approved") if decision == "approve" else t("approvals.rejected"))
+    return redirect_to("web.approval_request", request_id=request_id)
+
+
+@page("/approvals/<request_id>/recall", methods=("POST",))
+def approval_recall(request_id: str):
+    try:
+        engine.recall(runtime(), current_principal(), request_id, wants_form_value("comment") or None)
+    except CrmError as exc:
+        if exc.status == 404:
+            raise
+        notify(exc.message, "error")
+    else:
+        notify(t("approvals.recalled"))
+    return redirect_to("web.approval_request", request_id=request_id)
+
+
+@page("/records/<object_name>/<record_id>/submit", methods=("POST",))
+def approval_submit(object_name: str, record_id: str):
+    try:
+        result = engine.submit(runtime(), current_principal(), object_name, record_id,
+                               comment=wants_form_value("comment") or None)
+    except CrmError as exc:
+        if exc.status == 404:
+            raise
+        kind = "warning" if exc.code == "approval_not_required" else "error"
+        notify(t(f"approvals.code.{exc.code}") if exc.code in SUBMIT_CODES else exc.message, kind)
+        return redirect_to("web.record_detail", object_name=object_name, record_id=record_id)
+    if result["status"] == "approved":
+        notify(t("approvals.auto_approved"))
+    else:
+        notify(t("approvals.submitted"))
+    return redirect_to("web.approval_request", request_id=result["id"])
+
+
+# --- navigation ------------------------------------------------------------------------------
+
+
+def _nav_label() -> str:
+    count = _pending_count()
+    return t("nav.approvals_count", count=count) if count else t("nav.approvals")
+
+
+def _submit_possible(access) -> bool:
+    """A flag for the detail page: its object has an approval process the user could use."""
+    if request.endpoint != "web.record_detail":
+        return False
+    name = (request.view_args or {}).get("object_name")
+    return bool(name and engine.processes_for(access.registry, name) and access.can(name, "edit"))
+
+
+add_nav(NavEntry("approvals", _nav_label, "web.approval_inbox", order=55))
+add_nav(NavEntry("approval_submit", "approvals.submit", "web.approval_inbox", section="record_actions",
+                 visible=_submit_possible))
