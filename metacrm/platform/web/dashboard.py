@@ -171,9 +171,17 @@ register_widget("leads_by_status", leads_by_status, order=20)
 register_widget("pipeline_by_stage", pipeline_by_stage, order=30)
 
 
+def all_widgets(service: RecordService) -> list[Widget]:
+    """The built-in widgets plus those plugins registered (PluginContext.dashboard_widget)."""
+    widgets = dict(WIDGETS)
+    for offset, (name, fn) in enumerate(sorted(service.runtime.extensions.get("dashboard_widgets", {}).items())):
+        widgets.setdefault(name, Widget(name, fn, order=200 + offset))
+    return sorted(widgets.values(), key=lambda w: (w.order, w.name))
+
+
 def build_widgets(service: RecordService) -> list[dict]:
     out = []
-    for widget in sorted(WIDGETS.values(), key=lambda w: (w.order, w.name)):
+    for widget in all_widgets(service):
         try:
             spec = widget.fn(service)
         except Exception:  # one broken widget must not take the home page down
