@@ -63,3 +63,55 @@ class ActionRegistry:
 
 def actions(runtime) -> ActionRegistry:
     return runtime.extensions.setdefault("actions", ActionRegistry())
+
+
+# --- running record actions (shared by the REST API and the web pages) -----------------------
+
+
+def allowed(service: Any, object_name: str, action: RecordAction, record: dict) -> bool:
+    """The caller holds the action's permission: a record access checked on the row, or a
+    role permission name."""
+    from .security import ACTIONS
+
+    permission = action.permission or "edit"
+    if permission in ACTIONS:
+        return service.access.can(object_name, permission) and service.access.allows_row(
+            object_name, permission, record)
+    return service.access.has_permission(permission)
+
+
+def label(action: RecordAction, locale: str) -> str:
+    text = action.label
+    if isinstance(text, dict):
+        return text.get(locale) or text.get("en") or next(iter(text.values()), action.name)
+    return text or action.name.replace("_", " ").capitalize()
+
+
+def available(service: Any, object_name: str, record: dict) -> list[RecordAction]:
+    """The record actions the caller may run on this record (object-specific before '*')."""
+    registry = actions(service.runtime).record
+    found = []
+    for (obj, name), action in sorted(registry.items()):
+        if obj not in (object_name, "*") or (obj == "*" and (object_name, name) in registry):
+            continue
+        if allowed(service, object_name, action, record):
+            found.append(action)
+    return found
+
+
+def run(service: Any, object_name: str, record_id: str, name: str, params: dict) -> Any:
+    """Run one action in one transaction with the caller's service; 404 for an unknown object,
+    record or action, 403 without the permission."""
+    from .errors import Forbidden, NotFound
+
+    service.obj(object_name)
+    action = actions(service.runtime).record_action(object_name, name)
+    if action is None:
+        raise NotFound(f"{object_name} records have no action {name!r}.", code="unknown_action")
+    with service.transaction():
+        record = service.get_record(object_name, record_id)
+        if not allowed(service, object_name, action, record):
+            raise Forbidden(f"You may not run {name!r} on this {object_name} record.",
+                            code="action_forbidden", action=name)
+        hidden = service.access.hidden_fields(object_name)
+        return action, action.fn(service, {k: v for k, v in record.items() if k not in hidden}, params)

@@ -16,26 +16,14 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from ...plugins.api import PluginFailed
-from ..actions import RecordAction, actions
+from .. import actions as shared
+from ..actions import actions
 from ..errors import BadRequest, Forbidden, NotFound
 from ..records import RecordService
-from ..security import ACTIONS
 from . import api, json_body, runtime
 
-
-def _allowed(service: RecordService, object_name: str, action: RecordAction, record: dict) -> bool:
-    permission = action.permission or "edit"
-    if permission in ACTIONS:
-        return service.access.can(object_name, permission) and \
-            service.access.allows_row(object_name, permission, record)
-    return service.access.has_permission(permission)
-
-
-def _label(action: RecordAction, locale: str) -> str:
-    label = action.label
-    if isinstance(label, dict):
-        return label.get(locale) or label.get("en") or next(iter(label.values()), action.name)
-    return label or action.name.replace("_", " ").capitalize()
+_allowed = shared.allowed
+_label = shared.label
 
 
 def _visible_record(service: RecordService, object_name: str, record: dict) -> dict:
@@ -47,14 +35,8 @@ def _visible_record(service: RecordService, object_name: str, record: dict) -> d
 def list_record_actions(object_name: str, record_id: str):
     service = RecordService(runtime(), g.principal, source="api")
     record = service.get_record(object_name, record_id)
-    registry = actions(runtime()).record
-    items = []
-    for (obj, name), action in sorted(registry.items()):
-        if obj not in (object_name, "*") or (obj == "*" and (object_name, name) in registry):
-            continue
-        if _allowed(service, object_name, action, record):
-            items.append({"name": name, "label": _label(action, g.principal.locale), "plugin": action.plugin,
-                          "permission": action.permission})
+    items = [{"name": action.name, "label": _label(action, g.principal.locale), "plugin": action.plugin,
+              "permission": action.permission} for action in shared.available(service, object_name, record)]
     return jsonify({"items": items})
 
 

@@ -64,6 +64,7 @@ PAGE_MODULES = [
     "metacrm.platform.web.pool_views",
     "metacrm.platform.web.approval_views",
     "metacrm.platform.web.notification_views",
+    "metacrm.platform.web.action_views",
 ]
 
 
@@ -123,9 +124,16 @@ def register(app: Flask) -> None:
         )
     # Globals (not a context processor) so imported macros see them too.
     app.jinja_env.globals.update(t=i18n.t, label=i18n.label, csrf_token=csrf.token, nav_sections=_nav_sections,
-                                 notices=pop_notices, locale=i18n.current_locale, principal=current_principal)
+                                 notices=pop_notices, locale=i18n.current_locale, principal=current_principal,
+                                 record_actions=_record_actions)
     app.extensions["metacrm.web.throttle"] = LoginThrottle()
     app.extensions["metacrm.session_principal"] = _api_session_principal
+
+
+def _record_actions(object_name: str, record: dict) -> list[dict]:
+    from .action_views import record_actions
+
+    return record_actions(object_name, record)
 
 
 def _api_session_principal():

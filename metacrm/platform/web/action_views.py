@@ -1,0 +1,36 @@
+"""Record-action buttons on the detail page (e.g. Convert on a lead): the same actions and
+permission checks as POST /api/v1/records/{object}/{id}/actions/{action}."""
+
+from __future__ import annotations
+
+from .. import actions as shared
+from ..errors import CrmError
+from .core import current_service, notify, page, redirect_to
+from .i18n import add_messages, current_locale, t
+
+add_messages({
+    "en": {"actions.done": "{action}: done.", "actions.failed": "{action}: {message}"},
+    "zh-CN": {"actions.done": "{action}：已完成。", "actions.failed": "{action}：{message}"},
+})
+
+
+def record_actions(object_name: str, record: dict) -> list[dict]:
+    """[{"name", "label"}] of the actions the user may run on this record (for detail.html)."""
+    service = current_service()
+    try:
+        typed = service.get_record(object_name, record["id"])
+    except CrmError:
+        return []
+    return [{"name": a.name, "label": shared.label(a, current_locale())}
+            for a in shared.available(service, object_name, typed)]
+
+
+@page("/records/<object_name>/<record_id>/actions/<action_name>", methods=("POST",))
+def record_action(object_name: str, record_id: str, action_name: str):
+    service = current_service()
+    try:
+        action, _result = shared.run(service, object_name, record_id, action_name, {})
+        notify(t("actions.done", action=shared.label(action, current_locale())))
+    except CrmError as exc:
+        notify(t("actions.failed", action=action_name, message=exc.message), kind="error")
+    return redirect_to("web.record_detail", object_name=object_name, record_id=record_id)
