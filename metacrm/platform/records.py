@@ -426,7 +426,8 @@ class RecordService:
         self.runtime.hooks.run("before_save", ctx)  # hooks may fill required fields
         self._check_required(obj, ctx.record)
         self._check_unique(ctx.conn, obj, ctx.record, list(obj.fields))
-        ctx.conn.execute(ctx.table.insert().values(**self._storage_row(obj, ctx.table, ctx.record)))
+        # Parameters, not .values(): the compiled INSERT is cached instead of rebuilt per record.
+        ctx.conn.execute(ctx.table.insert(), self._storage_row(obj, ctx.table, ctx.record))
         changes = {name: [None, self._history_value(obj, name, ctx.record[name])]
                    for name in self._tracked(obj) if ctx.record.get(name) is not None}
         self.write_history(ctx.conn, obj.name, ctx.record["id"], "create", changes)
@@ -689,10 +690,10 @@ class RecordService:
 
     def write_history(self, conn: sa.Connection, object_name: str, record_id: str, action: str,
                       changes: dict, note: str | None = None) -> None:
-        conn.execute(db.history.insert().values(
-            object=object_name, record_id=record_id, at=utcnow(), user_id=self.principal.user_id,
-            action=action, changes=changes or {}, note=note,
-        ))
+        conn.execute(db.history.insert(), {
+            "object": object_name, "record_id": record_id, "at": utcnow(), "user_id": self.principal.user_id,
+            "action": action, "changes": changes or {}, "note": note,
+        })
 
     def _write_notes(self, ctx: SaveContext) -> None:
         for action, changes, note in ctx.notes:
