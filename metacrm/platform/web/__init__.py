@@ -65,6 +65,7 @@ PAGE_MODULES = [
     "metacrm.platform.web.approval_views",
     "metacrm.platform.web.notification_views",
     "metacrm.platform.web.action_views",
+    "metacrm.platform.web.plugin_views",
 ]
 
 
