@@ -166,3 +166,16 @@ def to_input(service, object_name: str, values: dict) -> dict:
         fdef = obj.all_fields.get(name)
         out[name] = schemas.to_json_value(fdef, value) if fdef is not None else value
     return out
+
+
+def fill_line(ctx, record: dict, parent: dict | None) -> None:
+    """A quote or order line: price and description from its product when not given, and on
+    create the parent's owner (a line belongs to whoever owns the quote or order)."""
+    if record.get("unit_price") is None and record.get("product"):
+        product = fetch(ctx, ctx.conn, "product", record["product"])
+        if product:
+            record["unit_price"] = product.get("list_price")
+            if not record.get("description"):
+                record["description"] = product.get("name")
+    if ctx.op == "create" and parent is not None and parent.get("owner"):
+        record["owner"] = parent["owner"]

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from ...platform.clock import today, utcnow
 from ...platform.errors import Locked, ValidationFailed
-from .common import fetch, is_closed_stage, rows, stage_options, system_for, system_service
+from .common import fetch, fill_line, is_closed_stage, rows, stage_options, system_for, system_service
 
 OPEN_CATEGORIES = ("pipeline", "best_case", "commit", "omitted")
 
@@ -137,12 +137,5 @@ def quote_line_hook(ctx) -> None:
         raise Locked("The quote is pending approval; its lines cannot change.", code="record_locked")
     if ctx.op not in ("create", "update"):
         return
-    if record.get("unit_price") is None and record.get("product"):
-        product = fetch(ctx, ctx.conn, "product", record["product"])
-        if product:
-            record["unit_price"] = product.get("list_price")
-            if not record.get("description"):
-                record["description"] = product.get("name")
-    if ctx.op == "create" and quote is not None and quote.get("owner"):
-        record["owner"] = quote["owner"]
+    fill_line(ctx, record, quote)
 

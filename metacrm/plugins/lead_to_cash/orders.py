@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from ...platform.clock import today
 from ...platform.errors import Conflict, Forbidden, ValidationFailed
-from .common import ZERO, fetch, money, money_str, rows, system_for, system_on
+from .common import ZERO, fetch, fill_line, money, money_str, rows, system_for, system_on
 
 CONTRACT_TRANSITIONS = {
     "draft": {"in_review", "terminated"},
@@ -199,14 +199,7 @@ def order_line_hook(ctx) -> None:
     if ctx.op not in ("create", "update"):
         return
     order = fetch(ctx, ctx.conn, "order", record.get("order"))
-    if record.get("unit_price") is None and record.get("product"):
-        product = fetch(ctx, ctx.conn, "product", record["product"])
-        if product:
-            record["unit_price"] = product.get("list_price")
-            if not record.get("description"):
-                record["description"] = product.get("name")
-    if ctx.op == "create" and order is not None and order.get("owner"):
-        record["owner"] = order["owner"]
+    fill_line(ctx, record, order)
     delivered, quantity = record.get("delivered_qty") or 0, record.get("quantity") or 0
     if delivered > quantity:
         raise ValidationFailed("Delivered quantity exceeds the ordered quantity.",
