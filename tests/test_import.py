@@ -106,6 +106,42 @@ def test_duplicate_check_is_one_query_per_batch_and_rule_group(runtime):
     assert len(statements) == 3 * 2  # three batches, two rule groups; none per row
 
 
+
+def test_lookups_of_a_batch_are_checked_with_one_query_per_target(runtime):
+    campaigns = [system(runtime).create("im_campaign", {"name": f"C{n}"})["id"] for n in range(3)]
+    gone = system(runtime).create("im_campaign", {"name": "Deleted"})["id"]
+    system(runtime).delete("im_campaign", gone)
+    rows = [{"name": f"Lookup {n}", "campaign": campaigns[n % 3]} for n in range(20)]
+    rows[4]["campaign"] = "no-such-campaign"
+    rows[9]["campaign"] = gone
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if "rec_im_campaign" in statement and statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    sa.event.listen(runtime.engine, "before_cursor_execute", count)
+    try:
+        report = importer.run_import(runtime, Principal.system(), "im_company", rows, batch_size=10)
+    finally:
+        sa.event.remove(runtime.engine, "before_cursor_execute", count)
+    by_row = {entry["row"]: entry for entry in report["rows"]}
+    assert report["summary"]["created"] == 18, report
+    assert by_row[5]["fields"] == {"campaign": ["No such record."]}
+    assert by_row[10]["fields"] == {"campaign": ["No such record."]}
+    assert len(statements) == 2  # one per batch, not one per row
+
+
+def test_warn_rule_on_import_saves_the_row_and_reports_its_matches(runtime):
+    apply(runtime, dict(RULE, on_import="warn"))
+    existing = system(runtime).create("im_company", {"name": "Warned Holding Inc."}, dedup=False)
+    report = importer.run_import(runtime, Principal.system(), "im_company",
+                                 [{"name": "WARNED HOLDING"}, {"name": "Fresh Co"}])
+    first, second = report["rows"]
+    assert first["status"] == "created" and second["status"] == "created"
+    assert first["duplicates"] == [{"object": "im_company", "id": existing["id"], "rule": "im_same"}]
+    assert "duplicates" not in second and len(names(runtime)) == 3
+
 def test_gbk_and_bom_csv_with_sniffed_dialects(runtime, client, admin_headers):
     gbk = "name;email;employees\n仁科互动（北京）有限公司;info@renke.example;12\n北京仁科互动有限公司;;\n".encode("gbk")
     report = client.post(URL, data=gbk, content_type="text/csv", headers=admin_headers).get_json()

@@ -202,7 +202,13 @@ def _error_entry(number: int, exc: CrmError) -> dict:
 
 def _result_entry(number: int, result: dict) -> dict:
     if result.get("status") == "created":
-        return {"row": number, "status": "created", "id": result["id"]}
+        entry = {"row": number, "status": "created", "id": result["id"]}
+        if result.get("warnings"):
+            entry["warnings"] = result["warnings"]
+            found = [m for w in result["warnings"] for m in w.get("duplicates") or []]
+            if found:
+                entry["duplicates"] = found
+        return entry
     status = result.get("import_status") or result.get("status")
     entry = {"row": number, "status": status if status in ("duplicate", "error") else "error"}
     keys = ("duplicates", "message") if entry["status"] == "duplicate" else ("code", "message", "fields", "duplicates")

@@ -85,6 +85,7 @@ class RecordService:
         self.registry = compiled.registry
         self.access = Access(self.registry, principal, runtime.directory())
         self._writable: dict[str, tuple[list[FieldDef], dict[str, str]]] = {}
+        self._known_refs: dict[str, tuple[set, set]] | None = None  # batch: target -> (asked, found)
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -338,6 +339,11 @@ class RecordService:
             if wanted_object and target != wanted_object:
                 continue
             if not self.registry.has_object(target):
+                continue
+            known = self._known_refs.get(target) if self._known_refs else None
+            if known is not None and value in known[0]:
+                if value in known[1]:
+                    return value, target
                 continue
             table = self.table(target)
             found = conn.execute(
@@ -627,37 +633,69 @@ class RecordService:
         self._require_object_access(obj, "create")
         results: list[dict] = []
         with self.transaction() as tx:
-            good: list[SaveContext] = []
-            for data in rows:
-                try:
-                    with tx.conn.begin_nested() if options.get("savepoints") else _nullcontext():
-                        values = self.coerce(obj, data, creating=True, conn=tx.conn)
-                        ctx = self._prepare_create(tx, obj, values, data, {**options, "batch": True})
-                        self.runtime.hooks.run("before_save", ctx)
-                        self._check_required(obj, ctx.record)
-                    good.append(ctx)
-                    results.append({"status": "created", "id": ctx.record["id"], "_ctx": ctx})
-                except CrmError as exc:
-                    results.append({"status": exc.extra.get("import_status", "error"), **exc.to_dict()})
-            if good:
-                table = self.table(obj.name)
-                tx.conn.execute(table.insert(), [self._storage_row(obj, table, c.record) for c in good])
-                history_rows = []
-                now = utcnow()
-                for ctx in good:
-                    changes = {n: [None, self._history_value(obj, n, ctx.record[n])]
-                               for n in self._tracked(obj) if ctx.record.get(n) is not None}
-                    history_rows.append({"object": obj.name, "record_id": ctx.record["id"], "at": now,
-                                             "user_id": self.principal.user_id, "action": "create",
-                                             "changes": changes, "note": options.get("note")})
-                tx.conn.execute(db.history.insert(), history_rows)
-                for ctx in good:
-                    self._write_notes(ctx)
-                    self.runtime.hooks.run("after_save", ctx)
-                    self._after_write(ctx)
+            self._known_refs = self._referenced(tx.conn, obj, rows)
+            try:
+                self._create_many(tx, obj, rows, results, options)
+            finally:
+                self._known_refs = None
         for result in results:
             result.pop("_ctx", None)
         return results
+
+    def _referenced(self, conn: sa.Connection, obj: ObjectDef, rows: list[dict]) -> dict[str, tuple[set, set]]:
+        """The lookup targets a batch names, checked with one query per target object instead
+        of one per row: {target: (ids asked, ids that exist)}."""
+        wanted: dict[str, set] = {}
+        for fdef in obj.all_fields.values():
+            if not fdef.is_reference:
+                continue
+            ids = {v for row in rows if isinstance(row, dict) and isinstance(v := row.get(fdef.name), str)
+                   and 0 < len(v) <= 64}
+            for target in fdef.target:
+                if ids and self.registry.has_object(target):
+                    wanted.setdefault(target, set()).update(ids)
+        known = {}
+        for target, ids in wanted.items():
+            table, found, asked = self.table(target), set(), sorted(ids)
+            for first in range(0, len(asked), 500):
+                chunk = asked[first:first + 500]
+                found.update(conn.execute(sa.select(table.c.id).where(
+                    table.c.id.in_(chunk), table.c.deleted_at.is_(None))).scalars())
+            known[target] = (ids, found)
+        return known
+
+    def _create_many(self, tx: Tx, obj: ObjectDef, rows: list[dict], results: list[dict], options: dict) -> None:
+        good: list[SaveContext] = []
+        for data in rows:
+            try:
+                with tx.conn.begin_nested() if options.get("savepoints") else _nullcontext():
+                    values = self.coerce(obj, data, creating=True, conn=tx.conn)
+                    ctx = self._prepare_create(tx, obj, values, data, {**options, "batch": True})
+                    self.runtime.hooks.run("before_save", ctx)
+                    self._check_required(obj, ctx.record)
+                good.append(ctx)
+                result = {"status": "created", "id": ctx.record["id"], "_ctx": ctx}
+                if ctx.warnings:
+                    result["warnings"] = ctx.warnings  # e.g. a `warn` duplicate rule: saved, matches kept
+                results.append(result)
+            except CrmError as exc:
+                results.append({"status": exc.extra.get("import_status", "error"), **exc.to_dict()})
+        if good:
+            table = self.table(obj.name)
+            tx.conn.execute(table.insert(), [self._storage_row(obj, table, c.record) for c in good])
+            history_rows = []
+            now = utcnow()
+            for ctx in good:
+                changes = {n: [None, self._history_value(obj, n, ctx.record[n])]
+                           for n in self._tracked(obj) if ctx.record.get(n) is not None}
+                history_rows.append({"object": obj.name, "record_id": ctx.record["id"], "at": now,
+                                         "user_id": self.principal.user_id, "action": "create",
+                                         "changes": changes, "note": options.get("note")})
+            tx.conn.execute(db.history.insert(), history_rows)
+            for ctx in good:
+                self._write_notes(ctx)
+                self.runtime.hooks.run("after_save", ctx)
+                self._after_write(ctx)
 
     # --- helpers -------------------------------------------------------------------------
 
