@@ -215,6 +215,29 @@ def test_assign_and_reassign_by_pool_admins(runtime, client):
     assert raw(runtime, second)["pool"] == "pl_pool"
 
 
+
+def test_owner_changes_outside_the_pool_keep_the_clock(runtime):
+    """An admin edit or a workflow owner change hands the record over without restarting
+    protection or the recycle clock; a record that had no owner starts one."""
+    apply(runtime, pool_doc(protection={"default_days": 5}))
+    first, second, third = person(runtime, "pl_own1"), person(runtime, "pl_own2"), person(runtime, "pl_own3")
+    record_id = pooled(runtime, "Handed Over")
+    pools.assign(runtime, Principal.system(), "pl_pool", [record_id], first.user_id)
+    long_ago = utcnow() - timedelta(days=2)
+    set_columns(runtime, "pl_company", record_id, owner_since=long_ago)
+    before = raw(runtime, record_id)
+    edited = system(runtime).update_record("pl_company", record_id, {"owner": second.user_id},
+                                           version=before["version"]).record
+    assert edited["owner"] == second.user_id and edited["previous_owner"] == first.user_id
+    assert (edited["owner_since"], edited["protected_until"]) == (long_ago, before["protected_until"])
+    moved = system(runtime).system_update("pl_company", record_id, {"owner": third.user_id}, action="workflow")
+    assert moved["owner"] == third.user_id and moved["owner_since"] == long_ago
+    fresh = system(runtime).create("pl_company", {"name": "Nobody's", "segment": "direct"}, no_owner=True)
+    assert fresh["owner"] is None
+    taken = system(runtime).update_record("pl_company", fresh["id"], {"owner": first.user_id},
+                                          version=fresh["version"]).record
+    assert taken["owner_since"] is not None and taken["owner_since"] > long_ago
+
 def test_auto_assignment_round_robin_and_load_balanced(runtime):
     dept = system(runtime).create("department", {"name": "hardware"})
     runtime.directory_changed()

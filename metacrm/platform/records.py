@@ -479,7 +479,7 @@ class RecordService:
             return ctx
         now = utcnow()
         if ctx.record.get("owner") != old.get("owner"):
-            ctx.record["owner_since"] = now if ctx.record.get("owner") else None
+            ctx.record["owner_since"] = owner_since_after(old, ctx.record, now)
             ctx.record["previous_owner"] = old.get("owner") or old.get("previous_owner")
         ctx.record.update(updated_at=now, updated_by=self.principal.user_id, version=old["version"] + 1)
         self._check_unique(tx.conn, obj, ctx.record, changed)
@@ -522,9 +522,8 @@ class RecordService:
             record.update(values)
             now = utcnow()
             if record.get("owner") != old.get("owner"):
-                record.setdefault("owner_since", now)
                 if "owner_since" not in values:
-                    record["owner_since"] = now if record.get("owner") else None
+                    record["owner_since"] = owner_since_after(old, record, now)
                 if "previous_owner" not in values:
                     record["previous_owner"] = old.get("owner") or old.get("previous_owner")
             record.update(updated_at=now, updated_by=self.principal.user_id, version=old["version"] + 1)
@@ -749,6 +748,18 @@ class _nullcontext:
 
     def __exit__(self, *exc):
         return False
+
+
+def owner_since_after(old: dict, record: dict, now) -> Any:
+    """owner_since after an owner change that does not name it: a record handed from one owner
+    to another (admin reassignment, workflow action) keeps its clock, so pool protection and
+    recycling are not restarted; a record that had no owner starts one; no owner, no clock.
+    Claims and assignments from a pool set owner_since themselves."""
+    if not record.get("owner"):
+        return None
+    if old.get("owner") and old.get("owner_since"):
+        return old["owner_since"]
+    return now
 
 
 def resolve_default(fdef: FieldDef, default: Any, principal: Principal) -> Any:
