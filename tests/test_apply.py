@@ -149,3 +149,36 @@ def test_other_process_sees_a_new_version(runtime, engine):
     apply_change(runtime, documents_bundle([THING]))
     other.invalidate()
     assert other.registry().has_object("thing")
+
+
+def index_sql(runtime, table: str) -> dict[str, str]:
+    with runtime.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            rows = conn.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"),
+                                {"t": table})
+        else:
+            rows = conn.execute(sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t"), {"t": table})
+        return {name: (sql or "") for name, sql in rows}
+
+
+def test_deleted_at_index_covers_only_the_recycle_bin_and_old_databases_are_migrated(runtime):
+    """A plain deleted_at index lures planners without fresh statistics into reading every live
+    row for `deleted_at IS NULL`; the index is partial, and an apply replaces the old one."""
+    apply_change(runtime, documents_bundle([THING]))
+    sql = index_sql(runtime, "rec_thing")
+    assert "ix_rec_thing_deleted_at" not in sql
+    assert "WHERE" in sql["px_rec_thing_deleted_at"].upper() and "NOT NULL" in sql["px_rec_thing_deleted_at"].upper()
+    with runtime.engine.begin() as conn:  # a database made before the change
+        conn.execute(sa.text("DROP INDEX px_rec_thing_deleted_at"))
+        conn.execute(sa.text("CREATE INDEX ix_rec_thing_deleted_at ON rec_thing (deleted_at)"))
+    result = apply_change(runtime, documents_bundle([with_fields(THING, {"name": "colour", "type": "text"})]))
+    assert {"table": "rec_thing", "index": "ix_rec_thing_deleted_at"} in result.diff["storage"]["dropped_indexes"]
+    sql = index_sql(runtime, "rec_thing")
+    assert "ix_rec_thing_deleted_at" not in sql and "NOT NULL" in sql["px_rec_thing_deleted_at"].upper()
+    # a type change rebuilds the table on SQLite (batch mode): the index stays partial
+    apply_change(runtime, documents_bundle([with_fields(THING, {"name": "size", "type": "integer"}, drop=("size",))]))
+    sql = index_sql(runtime, "rec_thing")
+    assert "NOT NULL" in sql["px_rec_thing_deleted_at"].upper()
+    thing = service(runtime).create("thing", {"title": "kept"})
+    service(runtime).delete("thing", thing["id"])
+    assert service(runtime).list("thing", deleted=True)[0][0]["id"] == thing["id"]

@@ -223,6 +223,7 @@ class _State:
     finder: dedup.DuplicateFinder
     keys_seen: dict = field(default_factory=dict)  # upsert key value -> first row number
     created: dict = field(default_factory=dict)  # record id -> row number (to name in-file duplicates)
+    analyzed_at: int = 0  # rows created when the table's planner statistics were last refreshed
 
 
 def _coerce_key(fdef, value: Any) -> Any:
@@ -328,6 +329,8 @@ def import_parsed(runtime, principal: Principal, object_name: str, parsed: Parse
     for start in range(0, total, batch_size):
         entries.extend(_import_batch(runtime, principal, obj, parsed.rows[start:start + batch_size], key,
                                      dry_run, state))
+        if not dry_run:
+            _refresh_statistics(runtime, service.table(obj.name), state)
         if progress:
             progress(len(entries), total)
     summary = {status: 0 for status in STATUSES}
@@ -335,6 +338,25 @@ def import_parsed(runtime, principal: Principal, object_name: str, parsed: Parse
         summary[entry["status"]] += 1
     summary.update(total=total, dry_run=dry_run)
     return {"summary": summary, "rows": entries}
+
+
+def _refresh_statistics(runtime, table: sa.Table, state: _State) -> None:
+    """PostgreSQL: ANALYZE the table each time an import has grown it by half since the last
+    statistics (autovacuum may be a minute behind). With statistics of a table that was empty,
+    the planner reads the duplicate check's key lookups through the deleted_at index and
+    filters every row: each batch then scans the whole table."""
+    if runtime.engine.dialect.name != "postgresql":
+        return
+    created = len(state.created)
+    if created - state.analyzed_at < 1000:
+        return
+    with runtime.engine.connect() as conn:
+        estimate = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = CAST(:name AS regclass)"),
+                                {"name": table.name}).scalar() or 0
+        if created - state.analyzed_at >= max(1000.0, 0.5 * max(estimate, 0)):
+            conn.execute(sa.text(f'ANALYZE "{table.name}"'))  # a generated rec_<name>, not user text
+            conn.commit()
+            state.analyzed_at = created
 
 
 def prepare(service: RecordService, object_name: str, parsed: Parsed, key: str | None):

@@ -142,6 +142,21 @@ def index_name(table: str, column: str) -> str:
     return f"ix_{table}_{column}"[:63]
 
 
+def deleted_index_name(table: str) -> str:
+    return f"px_{table}_deleted_at"[:63]
+
+
+def field_index(table: sa.Table, fdef: FieldDef) -> sa.Index:
+    """deleted_at gets a partial index of the deleted rows only (the recycle bin): a plain one
+    is a trap, since every live query says `deleted_at IS NULL` and a planner without fresh
+    statistics (SQLite always, PostgreSQL after a bulk load) picks it and filters every row."""
+    column = table.c[fdef.name]
+    if fdef.name == "deleted_at":
+        return sa.Index(deleted_index_name(table.name), column, sqlite_where=column.isnot(None),
+                        postgresql_where=column.isnot(None))
+    return sa.Index(index_name(table.name, fdef.name), column)
+
+
 @dataclass
 class ObjectTable:
     obj: ObjectDef
@@ -165,7 +180,7 @@ def build_table(metadata: sa.MetaData, registry: Registry, obj: ObjectDef) -> Ob
     table = sa.Table(obj.table_name, metadata, *columns)
     for fdef in obj.all_fields.values():
         if wants_index(fdef):
-            indexes.append(sa.Index(index_name(obj.table_name, fdef.name), table.c[fdef.name]))
+            indexes.append(field_index(table, fdef))
     for extra in extras:
         if extra.indexed and extra.name in table.c:
             indexes.append(sa.Index(index_name(obj.table_name, extra.name), table.c[extra.name]))
@@ -218,6 +233,7 @@ class StorageDiff:
     archived_columns: list[tuple[str, str]] = field(default_factory=list)
     changed_columns: list[ColumnChange] = field(default_factory=list)
     new_indexes: list[tuple[str, str]] = field(default_factory=list)
+    dropped_indexes: list[tuple[str, str]] = field(default_factory=list)  # (table, index): superseded ones
 
     def as_dict(self) -> dict:
         return {
@@ -227,6 +243,7 @@ class StorageDiff:
             "archived_columns": [{"table": t, "column": c} for t, c in self.archived_columns],
             "changed_columns": [vars(change) for change in self.changed_columns],
             "new_indexes": [{"table": t, "column": c} for t, c in self.new_indexes],
+            "dropped_indexes": [{"table": t, "index": i} for t, i in self.dropped_indexes],
         }
 
     @property
@@ -283,6 +300,9 @@ def plan_storage(conn: sa.Connection, old: Registry, new: Registry) -> StorageDi
         for index in table.indexes:
             if index.name not in have:
                 diff.new_indexes.append((table.name, next(iter(index.columns)).name))
+        superseded = index_name(table.name, "deleted_at")  # the plain index px_..._deleted_at replaced
+        if superseded in have and "deleted_at" in table.c:
+            diff.dropped_indexes.append((table.name, superseded))
     return diff
 
 
@@ -329,4 +349,8 @@ def apply_storage(conn: sa.Connection, new: Registry, diff: StorageDiff) -> None
     for table_name, column_name in diff.new_indexes:
         if table_name in diff.new_tables:
             continue  # table.create() made its indexes
-        ops.create_index(index_name(table_name, column_name), table_name, [column_name])
+        for index in by_table[table_name].table.indexes:
+            if next(iter(index.columns)).name == column_name:
+                index.create(conn)
+    for table_name, name in diff.dropped_indexes:
+        ops.drop_index(name, table_name=table_name)
