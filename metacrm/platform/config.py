@@ -22,6 +22,7 @@ class Config:
     sweep_interval: int = 300
     phone_region: str = "CN"
     smtp_url: str | None = None
+    cookie_secure: bool = False  # mark the session cookie Secure (set when served over HTTPS)
     testing: bool = False
 
     @classmethod
@@ -37,6 +38,7 @@ class Config:
             sweep_interval=int(env.get("METACRM_SWEEP_INTERVAL", "300")),
             phone_region=env.get("METACRM_PHONE_REGION", "CN"),
             smtp_url=env.get("METACRM_SMTP_URL") or None,
+            cookie_secure=env.get("METACRM_COOKIE_SECURE", "").strip().lower() in ("1", "true", "yes", "on"),
         )
         for key, value in overrides.items():
             setattr(config, key, value)

@@ -120,3 +120,24 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
 
 def create_system_tables(engine_or_conn) -> None:
     system_metadata.create_all(engine_or_conn)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Is this the database being down or unreachable (restart, failover, network, a full pool),
+    as opposed to a bug? Such errors answer 503 `database_unavailable`, not 500: the caller may
+    retry, and the engine's pool_pre_ping reconnects once the database is back."""
+    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig or exc
+    if type(exc).__module__.startswith("sqlite3"):
+        # sqlite3 also calls "no such table" or a syntax error OperationalError: those are bugs
+        text = str(exc).lower()
+        return any(word in text for word in ("locked", "busy", "unable to open", "disk i/o", "disk is full"))
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - SQLite-only installs
+        return False
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))

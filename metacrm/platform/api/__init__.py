@@ -108,9 +108,24 @@ def handle_http_error(exc: HTTPException):
 
 @api.errorhandler(Exception)
 def handle_unexpected(exc: Exception):
+    from ..db import is_database_unavailable
+
+    if is_database_unavailable(exc):
+        return database_unavailable(exc)
     log.exception("unexpected error on %s %s", request.method, request.path)
     response = jsonify({"error": {"code": "internal_error", "message": "An unexpected error occurred; it was logged."}})
     response.status_code = 500
+    return response
+
+
+def database_unavailable(exc: Exception):
+    """The database is down or unreachable: a 503 the client may retry (never a 500 traceback)."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    response = jsonify({"error": {"code": "database_unavailable",
+                                  "message": "The database is not reachable right now; try again shortly."}})
+    response.status_code = 503
+    response.headers["Retry-After"] = "2"
     return response
 
 
@@ -131,7 +146,8 @@ def json_body(default=None):
 from . import auth, meta, openapi, records  # noqa: F401  (routes register on import)
 
 # Route modules of later features; each registers its routes on `api` when imported.
-OPTIONAL_ROUTES = ("dedup", "imports", "pools", "approvals", "workflow", "actions", "reports", "plugins")
+OPTIONAL_ROUTES = ("dedup", "imports", "pools", "approvals", "workflow", "actions", "reports", "plugins",
+                  "exports")
 
 
 def _load_optional_routes() -> None:

@@ -66,6 +66,7 @@ PAGE_MODULES = [
     "metacrm.platform.web.notification_views",
     "metacrm.platform.web.action_views",
     "metacrm.platform.web.plugin_views",
+    "metacrm.platform.web.export_views",
 ]
 
 

@@ -244,7 +244,14 @@ def _list_page(object_name: str, deleted: bool):
         deleted=deleted, can_create=service.access.can(obj.name, "create") and not deleted,
         filters_active=bool(flt), clear_url=url_for(request.endpoint, object_name=obj.name),
         record_types=obj.record_types,
+        export_url=None if deleted else _export_url(service, obj.name),
     )
+
+
+def _export_url(service: RecordService, object_name: str) -> str | None:
+    from .export_views import export_url  # imports this module
+
+    return export_url(service, object_name)
 
 
 def _args_without(names: tuple[str, ...], **values: Any) -> dict:

@@ -1,0 +1,41 @@
+"""The list page's "Export CSV" download: the records of the current list (its filter,
+search and sort) within the user's export scope, as CSV.
+
+A plain GET authenticated by the session cookie; it changes nothing. The CSV itself comes
+from the same generator as the REST API's GET /api/v1/records/{object}/export
+(api/exports.py): the export scope, hidden fields and formula neutralisation are the same.
+"""
+
+from __future__ import annotations
+
+from flask import request, url_for
+
+from ..api.exports import csv_response
+from ..errors import Forbidden
+from ..records import RecordService
+from . import forms
+from .core import current_service, page
+from .record_views import _object, _sort, _visible_fields, build_filter
+
+# The list page's own parameters that do not describe which records: paging and page size.
+_NOT_A_FILTER = ("after", "before", "limit")
+
+
+def export_url(service: RecordService, object_name: str) -> str | None:
+    """The download link for the list page being shown (None when the export scope is none)."""
+    if not service.access.can(object_name, "export"):
+        return None
+    args = {k: v for k, v in request.args.items() if k not in _NOT_A_FILTER and v != ""}
+    return url_for("web.record_export", object_name=object_name, **args)
+
+
+@page("/records/<object_name>/export")
+def record_export(object_name: str):
+    service = current_service()
+    obj = _object(service, object_name)
+    if not service.access.can(obj.name, "export"):
+        raise Forbidden(f"You may not export {obj.name} records.")
+    layout = forms.layout_for(service, obj)
+    flt, _, _ = build_filter(service, obj, layout, request.args)
+    sort = _sort(request.args, layout, _visible_fields(service, obj), False)
+    return csv_response(service, obj.name, filter=flt, sort=sort)
