@@ -81,6 +81,10 @@ def serve(host: str | None, port: int | None, workers: int, threads: int, no_tim
             self.cfg.set("accesslog", "-")
             self.cfg.set("when_ready", on_ready)
             self.cfg.set("post_worker_init", on_worker)
+            if "control_socket_disable" in self.cfg.settings:
+                # recent gunicorn opens a control socket at one path per user ($HOME/.gunicorn):
+                # several servers on one host would take it from each other; metacrm does not use it
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             from .app import create_app
@@ -89,6 +93,10 @@ def serve(host: str | None, port: int | None, workers: int, threads: int, no_tim
 
     def on_ready(server):
         server.log.info("metacrm listening on http://%s", bind)
+        if config.redis_url:
+            server.log.info("scaled mode: the outbox and the periodic jobs run in `metacrm worker` processes")
+        elif no_timer:
+            server.log.info("periodic jobs are off in this server (--no-timer)")
 
     def on_worker(worker):
         # Embedded mode: periodic sweeps on a timer in the worker (never in the master:

@@ -3,8 +3,9 @@
 With METACRM_REDIS_URL: an rq worker on the metacrm queue (SimpleWorker by default: our
 jobs are coarse batches, so forking per job would only cost time) plus rq's cron
 scheduler, which queues the `tick` job every few seconds (re-dispatch what a lost kick
-left pending; run the sweeps once per METACRM_SWEEP_INTERVAL across all workers, by the
-lease in sweeps.py). Without Redis: the same work in this process, on a loop.
+left pending; run the sweeps once per METACRM_SWEEP_INTERVAL period across all workers and
+servers, by the period lease in sweeps.py: each worker's scheduler ticks, the first tick of
+a period wins it). Without Redis: the same work in this process, on a loop.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def run_rq_worker(runtime, redis_url: str, queue_name: str, burst: bool = False,
     if burst:
         queue.enqueue(rq_tick, queue_name, result_ttl=0)  # one pass over leftovers and sweeps
     else:
+        # at least one tick per sweep period, or periods would go by without a sweep
+        interval = max(1, min(interval, runtime.config.sweep_interval))
         stop = start_cron(connection, queue_name, interval)
     worker_cls = Worker if fork else SimpleWorker
     worker = worker_cls([queue], connection=connection)
@@ -79,17 +82,18 @@ def run_rq_worker(runtime, redis_url: str, queue_name: str, burst: bool = False,
 
 def run_embedded(runtime, burst: bool, interval: int) -> None:
     from .outbox import outbox
-    from .sweeps import run_all, take_lease
+    from .sweeps import run_all, run_periodic
 
     box = outbox(runtime)
     box.embedded_thread = False
+    interval = max(1, min(interval, runtime.config.sweep_interval))
     while True:
         result = box.drain(max_seconds=60)
         if result.claimed:
             click.echo(f"outbox: {result}")
-        if take_lease(runtime, runtime.config.sweep_interval) or burst:
-            for line in run_all(runtime)[0]:
-                click.echo(line)
+        lines = run_all(runtime, skip=("outbox",))[0] if burst else run_periodic(runtime, skip=("outbox",))
+        for line in lines or []:
+            click.echo(line)
         if burst:
             return
         time.sleep(interval)

@@ -158,7 +158,9 @@ class Outbox:
         self.redis_url: str | None = runtime.config.redis_url
         self.queue_name = os.environ.get("METACRM_RQ_QUEUE", "metacrm")
         self.batch_size = 200
-        self.lease_seconds = 300.0  # > the slowest batch: 200 webhooks, 8 at a time, 10 s timeouts
+        # > the slowest batch (200 webhooks, 8 at a time, 10 s timeouts): a row whose worker died
+        # mid-batch runs again once its lease is over
+        self.lease_seconds = float(os.environ.get("METACRM_OUTBOX_LEASE_SECONDS", "300"))
         self.max_attempts = int(os.environ.get("METACRM_OUTBOX_MAX_ATTEMPTS", "8"))
         self.backoff_base = float(os.environ.get("METACRM_OUTBOX_BACKOFF", "5"))
         self.stale_seconds = 5.0  # a pending row older than this was missed by its kick
@@ -481,12 +483,12 @@ def rq_drain(queue_name: str) -> str:
 
 
 def rq_tick(queue_name: str) -> str:
-    """The periodic job: re-dispatch stale rows and run the sweeps (once per period, by lease)."""
-    from .sweeps import run_all, take_lease
+    """The periodic job: re-dispatch stale rows and run the sweeps (once per period across all
+    workers, by the period lease in sweeps.py)."""
+    from .sweeps import run_periodic
 
     runtime = worker_runtime(queue_name)
     box = outbox(runtime)
     lines = [f"outbox: {box.drain(max_seconds=20)}"]
-    if take_lease(runtime, runtime.config.sweep_interval):
-        lines.extend(line for line in run_all(runtime)[0] if not line.startswith("outbox:"))
+    lines.extend(run_periodic(runtime, skip=("outbox",)) or [])  # the drain above is the outbox's tick
     return "; ".join(lines)
