@@ -273,7 +273,18 @@ def decide(runtime: Any, principal: Principal, request_id: str, decision: str, c
         if my_task is None:
             if mine:
                 raise Conflict("You have already decided this step.", code="already_decided")
+            if any(t.approver == principal.user_id and t.round < req.round for t in tasks):
+                # an approver of a step someone else decided a moment ago (a race): stale, not forbidden
+                raise Conflict("This step was decided meanwhile; the request has moved on.",
+                               code="already_decided", step=req.step_name)
             raise Forbidden("Only an approver of the current step may decide.", code="not_an_approver")
+        # The approve scope (or, where the roles say nothing about approving the object, the read
+        # scope) must reach the record's owner: being named by a process is not enough. A delegate
+        # decides with the authority of the approver they stand in for.
+        access = _authority(flow, my_task)
+        target = flow.record(flow.service.obj(req.object), req.record_id)
+        if not access.allows_row(req.object, access.effective_action(req.object, "approve"), target):
+            raise Forbidden("You may not decide approvals on this record.", code="approve_not_allowed")
         now = utcnow()
         status = T_APPROVED if decision == "approve" else T_REJECTED
         if tx.conn.execute(
@@ -330,6 +341,18 @@ def decide(runtime: Any, principal: Principal, request_id: str, decision: str, c
                                         [t.approver for t in round_tasks], f"ap:{req.id}:reject")
                 flow.tell_submitter(req, obj, record, "rejected", comment)
         return request_json(tx.conn, _load(tx.conn, req.id), flow.registry)
+
+
+def _authority(flow: _Flow, my_task: Any) -> Access:
+    """Whose rights a decision on this task is judged by: the delegator's for a delegated task."""
+    access = flow.service.access
+    if not my_task.delegated_from:
+        return access
+    info = access.directory.users.get(my_task.delegated_from) or {}
+    principal = Principal(user_id=my_task.delegated_from, username=my_task.delegated_from,
+                          roles=frozenset(info.get("roles") or []), department=info.get("department"),
+                          manager=info.get("manager"))
+    return Access(flow.registry, principal, access.directory)
 
 
 def _close_round(conn: sa.Connection, req: Any, now: Any) -> None:

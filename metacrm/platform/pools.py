@@ -508,6 +508,10 @@ def claim(runtime, principal: Principal, pool_name: str, ids: list) -> dict:
     pool, access, people = visible_pool(runtime, principal, pool_name)
     if principal.user_id is None:
         raise BadRequest("Only a user can claim records.", code="no_user")
+    # The claim scope (or, where the roles say nothing about claiming, the read scope): a claimed
+    # record becomes the caller's own, so any scope but none allows it. Membership alone does not.
+    if access.scope(pool.object, access.effective_action(pool.object, "claim")) == "none":
+        raise Forbidden(f"You may not claim {pool.object} records.", code="claim_not_allowed")
     exempt = is_pool_admin(people, access, pool)
     limits = limits_for(people, pool, principal)
     svc = RecordService(runtime, principal, source="pool")

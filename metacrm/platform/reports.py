@@ -141,7 +141,8 @@ class _Measure:
 
 
 def _visible_fields(service, obj: ObjectDef) -> dict[str, FieldDef]:
-    hidden = service.access.hidden_fields(obj.name)
+    # The fields of the roles that grant the reporting (a report-only role sees its fields here).
+    hidden = service.access.hidden_fields(obj.name, report_action(service, obj.name))
     return {n: f for n, f in obj.all_fields.items() if n not in hidden and f.type != "password"}
 
 

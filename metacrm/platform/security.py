@@ -167,8 +167,20 @@ class Access:
         owners = self.owners_in_scope(self.scope(object_name, action))
         return owners is None or record.get("owner") in owners
 
-    def field_access(self, object_name: str, field_name: str) -> str:
-        """'edit', 'read_only' or 'hidden': the most generous answer among the user's roles."""
+    def effective_action(self, object_name: str, action: str) -> str:
+        """`action` if one of the caller's roles says what it may do with it on the object, else
+        "read": reports, claims and approvals by roles that say nothing about them fall back to
+        the read scope (so `"report": "none"` refuses, an absent entry means "as read")."""
+        for role in self._roles:
+            if action in ((role.get("objects") or {}).get(object_name) or {}):
+                return action
+        return "read"
+
+    def field_access(self, object_name: str, field_name: str, action: str = "read") -> str:
+        """'edit', 'read_only' or 'hidden': the most generous answer among the user's roles that
+        grant `action` on the object (reports: the roles that grant reporting, so a role that may
+        report on an object it cannot read sees its fields in aggregates, its own hidden ones
+        excepted, and nothing more in records)."""
         if self.is_admin:
             return "edit"
         best = "hidden"
@@ -176,7 +188,7 @@ class Access:
         granting = [
             role
             for role in self._roles
-            if ((role.get("objects") or {}).get(object_name) or {}).get("read", "none") != "none"
+            if ((role.get("objects") or {}).get(object_name) or {}).get(action, "none") != "none"
         ]
         for role in granting:
             setting = ((role.get("fields") or {}).get(object_name) or {}).get(field_name, "edit")
@@ -184,9 +196,9 @@ class Access:
                 best = setting
         return best
 
-    def hidden_fields(self, object_name: str) -> set[str]:
+    def hidden_fields(self, object_name: str, action: str = "read") -> set[str]:
         obj = self.registry.object(object_name)
-        return {name for name in obj.all_fields if self.field_access(object_name, name) == "hidden"}
+        return {name for name in obj.all_fields if self.field_access(object_name, name, action) == "hidden"}
 
 
 # --- tokens -------------------------------------------------------------------------------
