@@ -26,6 +26,12 @@ test: venv
 	$(BIN)/python -m tests.setup_browser
 	$(BIN)/python -m pytest -q
 
+# API fuzzing, longer than the bounded run in `make test`: a random seed (printed; replay with
+# METACRM_FUZZ_SEED=<seed>) and METACRM_FUZZ_EXAMPLES generated cases per operation (default 100).
+fuzz: venv
+	METACRM_FUZZ_EXAMPLES=$${METACRM_FUZZ_EXAMPLES:-100} METACRM_FUZZ_SEED=$${METACRM_FUZZ_SEED:-random} \
+		METACRM_FUZZ_MIN_CASES=0 $(BIN)/python -m pytest -q -s tests/test_fuzz_api.py
+
 bench: venv
 	$(BIN)/python -m bench.run
 

@@ -1,7 +1,9 @@
 """The web UI in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright;
 never a downloaded browser), against a real HTTP server on 127.0.0.1, on SQLite.
 
-Also writes the screenshots in docs/screenshots/ (list, form and dashboard, desktop and phone).
+Also takes the screenshots of the README (list, form and dashboard, desktop and phone): into a
+temporary folder, or into docs/screenshots/ when METACRM_SCREENSHOTS=1 (so a test run does not
+leave the working tree modified).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from tests.conftest import ADMIN_PASSWORD
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = (Path(__file__).resolve().parents[2] / "docs" / "screenshots" if os.environ.get("METACRM_SCREENSHOTS")
+               else Path(os.environ.get("TMPDIR", "/tmp")) / "metacrm-screenshots")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 PASSWORD = "user-pass-123"

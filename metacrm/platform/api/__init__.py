@@ -129,18 +129,52 @@ def database_unavailable(exc: Exception):
     return response
 
 
+def check_text(value, what: str = "The JSON"):
+    """Refuse text that no database stores: lone UTF-16 surrogates (JSON allows the escape
+    "\\ud800") and NUL characters (PostgreSQL text cannot hold U+0000). A 400, not a crash."""
+    from ..errors import BadRequest
+
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise BadRequest(f"{what} contains a NUL character (U+0000), which text may not hold.",
+                                 code="invalid_text")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest(f"{what} contains a lone UTF-16 surrogate (e.g. \\ud800), which is not text.",
+                                 code="invalid_text") from None
+    return value
+
+
+def parse_json(raw, what: str, code: str):
+    """JSON text from a query parameter or body: malformed JSON (or text no database can store)
+    is a 400 naming `what`, with the parser's position."""
+    import json
+
+    from ..errors import BadRequest
+
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:  # UnicodeDecodeError (bytes that are not UTF-8) is a ValueError too
+        raise BadRequest(f"{what} is not valid JSON: {exc}", code=code) from None
+    except RecursionError:
+        raise BadRequest(f"{what} is nested too deeply.", code=code) from None
+    return check_text(value, what)
+
+
 def json_body(default=None):
     """The request's JSON; malformed JSON is a 400 with the parser's position."""
     if not request.data:
         return default
-    try:
-        import json
-
-        return json.loads(request.data)
-    except ValueError as exc:
-        from ..errors import BadRequest
-
-        raise BadRequest(f"Malformed JSON: {exc}", code="malformed_json") from None
+    return parse_json(request.data, "The body", "malformed_json")
 
 
 from . import auth, meta, openapi, records  # noqa: F401  (routes register on import)

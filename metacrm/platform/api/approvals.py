@@ -12,19 +12,21 @@ from ..schemas import UtcDateTimeField
 from . import api, json_body, runtime
 
 
-def _body() -> dict:
+def _body(*strings: str) -> dict:
+    """The JSON object body; `comment` and the names in `strings` must be strings (or null)."""
     body = json_body({}) or {}
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.", code="bad_body")
-    comment = body.get("comment")
-    if comment is not None and not isinstance(comment, str):
-        raise BadRequest("comment must be a string.", fields={"comment": ["Not a string."]})
+    for name in ("comment", *strings):
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"{name} must be a string.", fields={name: ["Not a string."]})
     return body
 
 
 @api.post("/records/<object_name>/<record_id>/submit")
 def submit_for_approval(object_name: str, record_id: str):
-    body = _body()
+    body = _body("process")
     result = engine.submit(runtime(), g.principal, object_name, record_id, comment=body.get("comment"),
                            process=body.get("process") or None)
     return jsonify(result), 201
@@ -43,7 +45,7 @@ def get_delegation():
 
 @api.put("/approvals/delegation")
 def put_delegation():
-    body = _body()
+    body = _body("delegate_to")
     until = body.get("until")
     if until is not None:
         try:

@@ -8,7 +8,7 @@ from flask import g, jsonify, request
 from .. import importer
 from ..errors import BadRequest
 from ..records import RecordService
-from . import api, runtime
+from . import api, check_text, runtime
 
 TRUE = ("1", "true", "yes", "on")
 
@@ -35,6 +35,7 @@ def import_records(object_name: str):
     if not data.strip():
         raise BadRequest("Send a JSON array of records or a CSV file with a header.", code="empty_file")
     parsed = importer.parse(data, fmt)
+    check_text([values for _, values in parsed.rows if isinstance(values, dict)], "The file")
     options = {**parsed.options, **{k: v for k, v in request.args.items()}}
     key = options.get("key") or None
     dry_run = _flag(options.get("dry_run"))

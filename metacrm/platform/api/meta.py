@@ -51,6 +51,19 @@ def describe_field(fdef, acc: Access, object_name: str, locale: str) -> dict:
     return out
 
 
+def _without_fields(layout: dict, hidden: set[str]) -> dict:
+    """A layout as the caller may see it: the object's hidden fields left out of its sections,
+    list columns and filters (describe must not name them; related lists are other objects)."""
+    out = dict(layout)
+    if out.get("sections"):
+        out["sections"] = [{**section, "fields": [f for f in section.get("fields") or [] if f not in hidden]}
+                           for section in out["sections"]]
+    for key in ("list_columns", "list_filters", "search_fields"):
+        if isinstance(out.get(key), list):
+            out[key] = [f for f in out[key] if f not in hidden]
+    return out
+
+
 def describe_object(obj, acc: Access, locale: str) -> dict:
     registry = runtime().registry()
     hidden = acc.hidden_fields(obj.name)
@@ -67,7 +80,7 @@ def describe_object(obj, acc: Access, locale: str) -> dict:
         "record_types": obj.record_types,
         "fields": [describe_field(f, acc, obj.name, locale) for n, f in obj.all_fields.items()
                    if n not in hidden and not (f.type == "password" and not acc.can(obj.name, "edit"))],
-        "layouts": layouts,
+        "layouts": [_without_fields(doc, hidden) for doc in layouts] if hidden else layouts,
         "permissions": {action: acc.scope(obj.name, action) for action in ACTIONS},
     }
 
@@ -110,7 +123,23 @@ def list_documents(kind: str):
     docs = runtime().registry().of_kind(kind)
     if kind in ("object", "layout", "report") and not acc.is_admin:
         docs = [d for d in docs if acc.can(d["name"] if kind == "object" else d.get("object"), "read")]
-    return jsonify({"items": docs})
+    return jsonify({"items": [_as_seen(kind, d, acc) for d in docs]})
+
+
+def _as_seen(kind: str, doc: dict, acc: Access) -> dict:
+    """A document as a reader who is not a metadata admin may see it: no field the caller's
+    roles hide is named (objects lose the field, layouts leave it out)."""
+    if acc.has_permission("metadata.apply") or kind not in ("object", "layout"):
+        return doc
+    hidden = acc.hidden_fields(doc["name"] if kind == "object" else doc.get("object"))
+    if not hidden:
+        return doc
+    if kind == "layout":
+        return _without_fields(doc, hidden)
+    out = {**doc, "fields": [f for f in doc.get("fields") or [] if f.get("name") not in hidden]}
+    if isinstance(doc.get("track_history"), list):
+        out["track_history"] = [name for name in doc["track_history"] if name not in hidden]
+    return out
 
 
 @api.get("/meta/<kind>/<name>")
@@ -124,7 +153,7 @@ def get_document(kind: str, name: str):
     )
     if doc is None or not visible:
         raise NotFound(f"No {kind} named {name!r}.", code="unknown_document")
-    return jsonify(doc)
+    return jsonify(_as_seen(kind, doc, acc))
 
 
 @api.put("/meta/<kind>/<name>")

@@ -1,25 +1,53 @@
-"""GET /openapi.json: generated from the live metadata, one schema per object the caller can read."""
+"""GET /openapi.json: generated from the live metadata, one schema per object the caller can read.
+
+The document is meant to be honest enough for a contract fuzzer (tests/test_fuzz_api.py runs
+schemathesis against it): every operation lists the error answers it can give with the one error
+schema, parameters and bodies carry the types the server checks (money as strings with a pattern,
+picklists as enums, path names that must exist as enums of the caller's objects, pools, kinds...).
+"""
 
 from __future__ import annotations
+
+import copy
 
 from flask import g, jsonify
 
 from ... import __version__
 from ...metadata.model import label_text
+from ...metadata.schema import KINDS
 from ..security import Access
 from . import api, runtime
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+ANY_OBJECT = {"type": "object"}
+ERROR_TEXT = {
+    "400": "invalid input (malformed JSON, wrong types, unknown fields, bad filter / sort / cursor)",
+    "401": "no or bad credentials",
+    "403": "not allowed",
+    "404": "unknown object, record or name (or one the caller may not see)",
+    "409": "conflict: stale version, blocked duplicate, claim lost, limit reached, not applicable",
+    "423": "the record is locked by a pending approval",
+}
+WRITE_METHODS = ("post", "put", "patch", "delete")
+METHODS = ("get", "post", "put", "patch", "delete")
 
 
-def json_schema_for(fdef) -> dict:
+def json_schema_for(fdef, *, for_input: bool = False, role_names: list[str] | None = None) -> dict:
+    """The JSON schema of one field's value; `for_input` gives what the server accepts (input limits)."""
     vtype = fdef.value_type
-    if fdef.type in ("id", "lookup", "user"):
-        schema = {"type": "string"}
+    ftype = fdef.type
+    if ftype in ("id", "lookup", "user"):
+        schema: dict = {"type": "string"}
     elif vtype in ("decimal", "currency", "percent"):
-        schema = {"type": "string", "format": "decimal", "pattern": r"^-?\d+(\.\d+)?$"}
+        schema = {"type": "string", "format": "decimal", "pattern": DECIMAL_PATTERN}
     elif vtype == "integer":
         schema = {"type": "integer"}
+        if for_input:
+            if fdef.min is not None:
+                schema["minimum"] = fdef.min
+            if fdef.max is not None:
+                schema["maximum"] = fdef.max
     elif vtype == "boolean":
         schema = {"type": "boolean"}
     elif vtype == "date":
@@ -27,44 +55,205 @@ def json_schema_for(fdef) -> dict:
     elif vtype == "datetime":
         schema = {"type": "string", "format": "date-time"}
     elif vtype == "multipicklist":
-        schema = {"type": "array", "items": {"type": "string"}}
-    elif vtype == "picklist":
+        choices = role_names if fdef.options_from == "role" else fdef.option_values
+        items: dict = {"type": "string"}
+        if choices:
+            items["enum"] = list(choices)
+        schema = {"type": "array", "items": items}
+    elif vtype == "picklist" and fdef.options:
         schema = {"type": "string", "enum": fdef.option_values}
     elif vtype == "email":
         schema = {"type": "string", "format": "email"}
+        if for_input:
+            schema["maxLength"] = 255
     else:
         schema = {"type": "string"}
-        if fdef.max_length:
+        if for_input:
+            limit = fdef.max_length or (None if ftype == "textarea" else 255)
+            if ftype == "phone":
+                limit = 40
+                schema["pattern"] = r"^\+?[0-9()\-\s./]{3,40}$"
+            if limit:
+                schema["maxLength"] = limit
+        elif fdef.max_length:
             schema["maxLength"] = fdef.max_length
-    schema["nullable"] = True
+    if not (for_input and fdef.required):
+        schema["nullable"] = True
+    elif schema["type"] == "string":
+        schema["minLength"] = 1  # a required text may not be empty
     if fdef.label:
         schema["title"] = label_text(fdef.label, "en", fdef.name)
     return schema
 
 
-def object_schemas(obj, access: Access) -> tuple[dict, dict]:
+def object_schemas(obj, access: Access, role_names: list[str] | None = None) -> tuple[dict, dict, dict]:
+    """(record, create input, update input) schemas of one object, as the caller sees it."""
     hidden = access.hidden_fields(obj.name)
     props, inputs, required = {}, {}, []
     for name, fdef in obj.all_fields.items():
         if name in hidden:
             continue
         if fdef.type != "password":
-            props[name] = json_schema_for(fdef)
+            props[name] = json_schema_for(fdef, role_names=role_names)
         if not fdef.system and not fdef.read_only and access.field_access(obj.name, name) == "edit":
-            inputs[name] = json_schema_for(fdef) if fdef.type != "password" else {"type": "string", "writeOnly": True}
+            if fdef.type == "password":
+                inputs[name] = {"type": "string", "writeOnly": True, "nullable": not fdef.required}
+            else:
+                inputs[name] = json_schema_for(fdef, for_input=True, role_names=role_names)
             if fdef.required:
                 required.append(name)
         if fdef.polymorphic:
             props[f"{name}__object"] = {"type": "string", "nullable": True}
+    props["_warnings"] = {"type": "array", "description": "warnings of the save (create and update answers)"}
     record = {"type": "object", "properties": props, "required": ["id", "version"]}
     create = {"type": "object", "properties": {**inputs, "owner": {"type": "string"}}, "additionalProperties": False}
     if required:
         create["required"] = required
-    return record, create
+    update = {"type": "object", "properties": {
+        **{k: v for k, v in create["properties"].items()},
+        "version": {"type": "integer", "description": "the version read (or send If-Match)"}},
+        "additionalProperties": False}
+    return record, create, update
+
+
+def _ok(schema: dict, description: str = "ok") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": ERROR}}}
+
+
+def _items(item: dict | None = None, **extra) -> dict:
+    return {"type": "object", "required": ["items"],
+            "properties": {"items": {"type": "array", "items": item or ANY_OBJECT}, **extra}}
+
+
+def _body(schema: dict, required: bool = True) -> dict:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def _path(name: str, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
+
+
+def _query(name: str, schema: dict | None = None, description: str | None = None) -> dict:
+    out = {"name": name, "in": "query", "required": False, "schema": schema or {"type": "string"}}
+    if description:
+        out["description"] = description
+    return out
+
+
+FLAG = {"type": "string", "enum": ["0", "1", "true", "false"]}
+COMMENT_BODY = {"type": "object", "properties": {"comment": {"type": "string", "nullable": True}}}
+
+
+def core_paths(registry, access: Access, readable: list[str]) -> dict:
+    """The routes of the platform's own modules that are not per object."""
+    obj_param = _path("object", {"type": "string", "enum": readable} if readable else None)
+    id_param = _path("id")
+    kind = _path("kind", {"type": "string", "enum": list(KINDS)})
+    document = {"type": "object", "description": "a metadata document (kind, name, ...)"}
+    plan = _ok({"type": "object", "description": "the apply plan: the diff, and whether it was applied"})
+    dry_run = _query("dry_run", FLAG, "1: return the diff only")
+    return {
+        "/auth/token": {
+            "delete": {"summary": "Revoke the caller's token", "responses": {"204": {"description": "revoked"}}},
+        },
+        "/me": {"get": {"summary": "The caller", "responses": {"200": _ok({
+            "type": "object", "required": ["id", "username", "roles"], "properties": {
+                "id": {"type": "string", "nullable": True}, "username": {"type": "string", "nullable": True},
+                "roles": {"type": "array", "items": {"type": "string"}},
+                "department": {"type": "string", "nullable": True}, "locale": {"type": "string", "nullable": True}}})}}},
+        "/meta/objects/{name}": {"parameters": [_path("name", {"type": "string", "enum": readable} if readable
+                                                      else None), _query("locale")],
+                                 "get": {"summary": "Describe an object: fields, picklists, layouts, permissions",
+                                         "responses": {"200": _ok({"type": "object", "required": ["name", "fields"]})}}},
+        "/meta/{kind}": {"parameters": [kind], "get": {"summary": "The documents of one kind",
+                                                       "responses": {"200": _ok(_items(document))}}},
+        "/meta/{kind}/{name}": {
+            "parameters": [kind, _path("name")],
+            "get": {"summary": "One document as applied", "responses": {"200": _ok(document)}},
+            "put": {"summary": "Add or replace one document", "parameters": [dry_run],
+                    "requestBody": _body(document), "responses": {"200": plan}},
+            "delete": {"summary": "Remove one document", "parameters": [dry_run], "responses": {"200": plan}},
+        },
+        "/meta/apply": {"post": {
+            "summary": "Apply a bundle: {documents, delete}", "parameters": [dry_run],
+            "requestBody": _body({"type": "object", "properties": {
+                "documents": {"type": "array", "items": document},
+                "delete": {"type": "array", "items": {"type": "object", "required": ["kind", "name"], "properties": {
+                    "kind": {"type": "string", "enum": list(KINDS)}, "name": {"type": "string"}}}}}}),
+            "responses": {"200": plan}}},
+        "/records/{object}/{id}/restore": {"parameters": [obj_param, id_param], "post": {
+            "summary": "Restore from the recycle bin", "responses": {"200": _ok({"type": "object"})}}},
+        "/records/{object}/{id}/submit": {"parameters": [obj_param, id_param], "post": {
+            "summary": "Submit for approval", "requestBody": _body({"type": "object", "properties": {
+                "comment": {"type": "string", "nullable": True}, "process": {"type": "string", "nullable": True}}},
+                required=False),
+            "responses": {"201": _ok({"type": "object", "required": ["id", "status"]}, "the approval request")}}},
+        "/approvals": {"get": {"summary": "Requests awaiting the caller's decision (?as=submitter: the caller's own)",
+                               "parameters": [_query("as", {"type": "string", "enum": ["approver", "submitter"]})],
+                               "responses": {"200": _ok(_items())}}},
+        "/approvals/delegation": {
+            "get": {"summary": "The caller's delegation", "responses": {"200": _ok(ANY_OBJECT)}},
+            "put": {"summary": "Delegate approvals while away", "requestBody": _body({"type": "object", "properties": {
+                "delegate_to": {"type": "string", "nullable": True},
+                "until": {"type": "string", "format": "date-time", "nullable": True},
+                "comment": {"type": "string", "nullable": True}}}), "responses": {"200": _ok(ANY_OBJECT)}},
+            "delete": {"summary": "End the delegation", "responses": {"200": _ok(ANY_OBJECT)}},
+        },
+        "/approvals/{id}": {"parameters": [id_param], "get": {
+            "summary": "One request with its steps and decisions", "responses": {"200": _ok(ANY_OBJECT)}}},
+        **{f"/approvals/{{id}}/{verb}": {"parameters": [id_param], "post": {
+            "summary": f"{verb.title()} a request", "requestBody": _body(COMMENT_BODY, required=False),
+            "responses": {"200": _ok(ANY_OBJECT)}}} for verb in ("approve", "reject", "recall")},
+        "/notifications": {"get": {"summary": "The caller's notifications and unread count", "parameters": [
+            _query("unread", FLAG), _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+            _query("before", {"type": "integer", "minimum": 1, "maximum": 2**62})],
+            "responses": {"200": _ok(_items(unread={"type": "integer"}))}}},
+        "/notifications/{id}/read": {"parameters": [_path("id", {"type": "integer", "minimum": 0})], "post": {
+            "summary": "Mark one read", "responses": {"200": _ok(ANY_OBJECT)}}},
+        "/notifications/read_all": {"post": {"summary": "Mark all read", "responses": {"200": _ok(ANY_OBJECT)}}},
+        "/admin/outbox": {"get": {"summary": "The outbox (admins)", "parameters": [
+            _query("status"), _query("topic"), _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+            _query("before", {"type": "integer", "minimum": 1, "maximum": 2**62})],
+            "responses": {"200": _ok(_items())}}},
+        "/admin/outbox/{id}/retry": {"parameters": [_path("id", {"type": "integer", "minimum": 0})], "post": {
+            "summary": "Retry a dead or skipped row (admins)", "responses": {"200": _ok(ANY_OBJECT)}}},
+        "/admin/webhooks/deliveries": {"get": {"summary": "Webhook deliveries (admins)", "parameters": [
+            _query("key"), _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})],
+            "responses": {"200": _ok(_items())}}},
+        "/reports": {"get": {"summary": "The reports the caller may run", "responses": {"200": _ok(_items())}}},
+        "/reports/{name}": {"parameters": [_path("name"), _query("filter", description="JSON filter (report documents)")],
+                            "get": {"summary": "Run a report", "responses": {"200": _ok(ANY_OBJECT)}}},
+        "/aggregate/{object}": {"parameters": [obj_param], "post": {
+            "summary": "An ad-hoc aggregate", "requestBody": _body({"type": "object", "properties": {
+                "filter": {"description": "JSON filter"}, "group_by": {}, "measures": {}, "sort": {},
+                "limit": {"type": "integer", "minimum": 1}}, "additionalProperties": False}, required=False),
+            "responses": {"200": _ok(ANY_OBJECT)}}},
+        "/plugins": {"get": {"summary": "Installed, archived and available plugins (admins)",
+                             "responses": {"200": _ok(_items())}}},
+        "/plugins/{name}": {"parameters": [_path("name")], "get": {"summary": "One plugin (admins)",
+                                                                   "responses": {"200": _ok(ANY_OBJECT)}}},
+        **{f"/plugins/{{name}}/{verb}": {"parameters": [_path("name"), dry_run], "post": {
+            "summary": f"{verb.title()} a plugin (admins)",
+            "requestBody": _body({"type": "object", "properties": {
+                "dry_run": {"type": "boolean"},
+                **({"purge": {"type": "boolean"}} if verb == "uninstall" else
+                   {"grant": {"type": "array", "items": {"type": "string"}}})},
+                "additionalProperties": False}, required=False),
+            "responses": {"200": _ok(ANY_OBJECT), **({"201": _ok(ANY_OBJECT)} if verb == "install" else {})}}}
+           for verb in ("install", "upgrade", "uninstall")},
+        "/plugins/{name}/settings": {"parameters": [_path("name")], "put": {
+            "summary": "Change settings (null clears one; admins)", "requestBody": _body(ANY_OBJECT),
+            "responses": {"200": _ok(ANY_OBJECT)}}},
+    }
 
 
 def build_document(access: Access) -> dict:
     registry = runtime().registry()
+    role_names = sorted(registry.roles)
     schemas = {
         "Error": {
             "type": "object",
@@ -75,63 +264,60 @@ def build_document(access: Access) -> dict:
             }}},
         }
     }
+    readable = [name for name in sorted(registry.objects) if access.can(name, "read")]
     paths: dict = {
         "/auth/token": {"post": {
             "summary": "Log in: a bearer token", "security": [],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "requestBody": _body({
                 "type": "object", "required": ["username", "password"],
-                "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}}}},
-            "responses": {"201": {"description": "token", "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"token": {"type": "string"}, "expires_at": {"type": "string"}}}}}},
+                "properties": {"username": {"type": "string", "minLength": 1},
+                               "password": {"type": "string", "minLength": 1},
+                               "label": {"type": "string", "nullable": True}}}),
+            "responses": {"201": _ok({"type": "object", "required": ["token", "expires_at"], "properties": {
+                "token": {"type": "string"}, "expires_at": {"type": "string"}, "user": {"type": "string"}}}, "token"),
                 "400": _err("bad input"), "401": _err("wrong credentials")},
         }},
-        "/meta/objects": {"get": {"summary": "Objects the caller can read", "responses": {
-            "200": {"description": "objects", "content": {"application/json": {"schema": {"type": "object"}}}},
-            "401": _err("no credentials")}}},
+        "/meta/objects": {"get": {"summary": "Objects the caller can read", "parameters": [_query("locale")],
+                                  "responses": {"200": _ok(_items())}}},
     }
-    for name, obj in sorted(registry.objects.items()):
-        if not access.can(name, "read"):
-            continue
-        record, create = object_schemas(obj, access)
+    for name in readable:
+        obj = registry.object(name)
+        record, create, update = object_schemas(obj, access, role_names)
         schemas[name] = record
         schemas[f"{name}.input"] = create
-        ref, ref_in = {"$ref": f"#/components/schemas/{name}"}, {"$ref": f"#/components/schemas/{name}.input"}
+        schemas[f"{name}.update"] = update
+        ref = {"$ref": f"#/components/schemas/{name}"}
         list_schema = {"type": "object", "required": ["items", "next_cursor"], "properties": {
             "items": {"type": "array", "items": ref}, "next_cursor": {"type": "string", "nullable": True}}}
-        id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+        id_param = _path("id")
         title = label_text(obj.plural_label, "en", name)
         paths[f"/records/{name}"] = {
             "get": {"summary": f"List {title}", "tags": [name], "parameters": [
-                {"name": "filter", "in": "query", "schema": {"type": "string"}, "description": "JSON filter"},
-                {"name": "sort", "in": "query", "schema": {"type": "string"}},
-                {"name": "fields", "in": "query", "schema": {"type": "string"}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "a page", "content": {"application/json": {"schema": list_schema}}},
-                              "400": _err("bad query"), "401": _err("no credentials"), "404": _err("unknown")}},
+                _query("filter", description="JSON filter"),
+                _query("sort", description="comma-separated field names, - for descending"),
+                _query("fields", description="comma-separated field names"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                _query("cursor", description="next_cursor of the previous page"),
+                _query("deleted", FLAG, "1: the recycle bin")],
+                "responses": {"200": _ok(list_schema, "a page")}},
             "post": {"summary": f"Create a {label_text(obj.label, 'en', name)}", "tags": [name],
-                     "requestBody": {"required": True, "content": {"application/json": {"schema": ref_in}}},
-                     "responses": {"201": {"description": "created", "content": {"application/json": {"schema": ref}}},
-                                   "400": _err("invalid"), "403": _err("not allowed"), "409": _err("duplicate"),
-                                   "401": _err("no credentials"), "404": _err("unknown")}},
+                     "requestBody": _body({"$ref": f"#/components/schemas/{name}.input"}),
+                     "responses": {"201": _ok(ref, "created")}},
         }
         paths[f"/records/{name}/{{id}}"] = {
             "parameters": [id_param],
-            "get": {"tags": [name], "responses": {"200": {"description": "the record", "content": {
-                "application/json": {"schema": ref}}}, "404": _err("unknown"), "401": _err("no credentials")}},
-            "patch": {"tags": [name], "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "allOf": [{"type": "object", "properties": {"version": {"type": "integer"}}}]}}}},
-                "responses": {"200": {"description": "updated", "content": {"application/json": {"schema": ref}}},
-                              "400": _err("invalid"), "403": _err("not allowed"), "404": _err("unknown"),
-                              "409": _err("stale version"), "423": _err("locked"), "401": _err("no credentials")}},
-            "delete": {"tags": [name], "responses": {"204": {"description": "in the recycle bin"},
-                                                     "403": _err("not allowed"), "404": _err("unknown"),
-                                                     "409": _err("restricted"), "401": _err("no credentials")}},
+            "get": {"tags": [name], "responses": {"200": _ok(ref, "the record")}},
+            "patch": {"tags": [name], "parameters": [{"name": "If-Match", "in": "header", "required": False,
+                                                      "schema": {"type": "string"}, "description": "the version read"}],
+                      "requestBody": _body({"$ref": f"#/components/schemas/{name}.update"}),
+                      "responses": {"200": _ok(ref, "updated")}},
+            "delete": {"tags": [name], "responses": {"204": {"description": "in the recycle bin"}}},
         }
         paths[f"/records/{name}/{{id}}/history"] = {"parameters": [id_param], "get": {"tags": [name], "responses": {
-            "200": {"description": "history", "content": {"application/json": {"schema": {"type": "object"}}}},
-            "404": _err("unknown"), "401": _err("no credentials")}}}
-    paths.update(feature_paths(access))
+            "200": _ok(_items(), "history")}}}
+    _merge(paths, core_paths(registry, access, readable))
+    _merge(paths, feature_paths(access))
+    normalise(paths, readable, sorted(_pool_names(registry, access)))
     return {
         "openapi": "3.0.3",
         "info": {"title": "metacrm", "version": __version__,
@@ -142,6 +328,52 @@ def build_document(access: Access) -> dict:
         "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+def _pool_names(registry, access: Access) -> list[str]:
+    return [doc["name"] for doc in registry.of_kind("pool") if access.can(doc.get("object", ""), "read")]
+
+
+def normalise(paths: dict, readable: list[str], pools: list[str]) -> None:
+    """Make every operation honest in the same way, whichever module described it: the standard
+    error answers with the error schema, and path names that must exist as enums."""
+    for template, item in paths.items():
+        for key, value in list(item.items()):
+            if key == "parameters":
+                item[key] = [_param(p, readable, pools) for p in value]
+                continue
+            if key not in METHODS:
+                continue
+            value["parameters"] = [_param(p, readable, pools) for p in value.get("parameters", [])]
+            if not value["parameters"]:
+                del value["parameters"]
+            responses = value.setdefault("responses", {})
+            codes = ["400", "401", "403", "404"]
+            if key in WRITE_METHODS:
+                codes += ["409", "423"]
+            if template == "/auth/token" and key == "post":
+                codes = ["400", "401"]
+            for code in codes:
+                current = responses.get(code)
+                if current is None or "content" not in current:
+                    responses[code] = _err((current or {}).get("description") or ERROR_TEXT[code])
+            for code, response in list(responses.items()):
+                if code == "204" or "content" in response:
+                    continue
+                if code.startswith("2"):
+                    responses[code] = {**response, "content": {"application/json": {"schema": ANY_OBJECT}}}
+            if key in ("post", "put", "patch") and "requestBody" in value:
+                value["requestBody"] = copy.deepcopy(value["requestBody"])
+
+
+def _param(param: dict, readable: list[str], pools: list[str]) -> dict:
+    if param.get("in") != "path" or param.get("schema", {}).get("enum"):
+        return param
+    if param["name"] == "object" and readable:
+        return {**param, "schema": {"type": "string", "enum": readable}}
+    if param["name"] == "pool" and pools:
+        return {**param, "schema": {"type": "string", "enum": pools}}
+    return param
 
 
 def feature_paths(access: Access) -> dict:
@@ -161,12 +393,14 @@ def feature_paths(access: Access) -> dict:
         if describe is None:
             continue
         params = inspect.signature(describe).parameters
-        paths.update(describe(runtime(), access) if len(params) == 2 else describe())
+        _merge(paths, copy.deepcopy(describe(runtime(), access) if len(params) == 2 else describe()))
     return paths
 
 
-def _err(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": ERROR}}}
+def _merge(paths: dict, more: dict) -> None:
+    """Add `more`'s operations; several modules may describe methods of one path (e.g. /auth/token)."""
+    for template, item in more.items():
+        paths.setdefault(template, {}).update(item)
 
 
 @api.get("/openapi.json")

@@ -3,13 +3,11 @@ computed recycle date)."""
 
 from __future__ import annotations
 
-import json
-
 from flask import g, jsonify, request
 
 from .. import pools
 from ..errors import BadRequest
-from . import api, json_body, runtime
+from . import api, json_body, parse_json, runtime
 
 
 def _body() -> dict:
@@ -27,10 +25,7 @@ def list_pools():
 @api.get("/pools/<pool_name>/records")
 def pool_records(pool_name: str):
     raw_filter = request.args.get("filter")
-    try:
-        flt = json.loads(raw_filter) if raw_filter else None
-    except ValueError as exc:
-        raise BadRequest(f"filter is not valid JSON: {exc}", code="bad_filter") from None
+    flt = parse_json(raw_filter, "filter", "bad_filter") if raw_filter else None
     limit = request.args.get("limit")
     try:
         limit = int(limit) if limit is not None else None

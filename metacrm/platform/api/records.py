@@ -3,13 +3,11 @@ restore from the recycle bin. Every call goes through the record service."""
 
 from __future__ import annotations
 
-import json
-
 from flask import g, jsonify, request
 
 from ..errors import BadRequest
 from ..records import RecordService
-from . import api, json_body, runtime
+from . import api, json_body, parse_json, runtime
 
 
 def service() -> RecordService:
@@ -30,10 +28,7 @@ def _filter():
     raw = request.args.get("filter")
     if not raw:
         return None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"filter is not valid JSON: {exc}", code="bad_filter") from None
+    return parse_json(raw, "filter", "bad_filter")
 
 
 @api.get("/records/<object_name>")
@@ -77,9 +72,11 @@ def _version(body: dict):
     if version is None:
         raise BadRequest("Send the version you read (in the body or If-Match) so no change is lost.",
                          code="version_required", fields={"version": ["Required."]})
+    if isinstance(version, bool) or (isinstance(version, float) and not version.is_integer()):
+        version = None  # true, 1.5: not a version
     try:
         return int(version)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e400 is a float infinity
         raise BadRequest("version must be an integer.", fields={"version": ["Not an integer."]}) from None
 
 

@@ -8,14 +8,12 @@ POST /api/v1/aggregate/{object}      {"filter", "group_by", "measures", "sort", 
 
 from __future__ import annotations
 
-import json
-
 from flask import g, jsonify, request
 
 from .. import reports
 from ..errors import BadRequest
 from ..records import RecordService
-from . import api, json_body, runtime
+from . import api, check_text, json_body, parse_json, runtime
 
 
 def _service() -> RecordService:
@@ -29,13 +27,10 @@ def list_reports():
 
 @api.get("/reports/<name>")
 def run_report(name: str):
-    params = request.args.to_dict()
+    params = check_text(request.args.to_dict(), "The query")
     if "filter" in params:
         raw = params["filter"]
-        try:
-            params["filter"] = json.loads(raw) if raw else None
-        except ValueError as exc:
-            raise BadRequest(f"filter is not valid JSON: {exc}", code="bad_filter") from None
+        params["filter"] = parse_json(raw, "filter", "bad_filter") if raw else None
     return jsonify(reports.run_report(_service(), name, params))
 
 

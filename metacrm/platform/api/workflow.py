@@ -26,6 +26,16 @@ def _int_arg(name: str, default: int | None, low: int = 1, high: int = 500) -> i
     return value
 
 
+MAX_ROW_ID = 2**63 - 1  # the largest id a BIGINT column (and SQLite's INTEGER) holds
+
+
+def _row_id(value: int, what: str, code: str) -> int:
+    """An id from the URL: beyond what the database can hold it names nothing (404), not a crash."""
+    if value > MAX_ROW_ID:
+        raise NotFound(f"No such {what}.", code=code)
+    return value
+
+
 def _require_admin() -> None:
     rt = runtime()
     if not Access(rt.registry(), g.principal, rt.directory()).is_admin:
@@ -45,6 +55,7 @@ def list_notifications():
 @api.post("/notifications/<int:notification_id>/read")
 def read_notification(notification_id: int):
     rt = runtime()
+    notification_id = _row_id(notification_id, "notification", "notification_not_found")
     if not notifications.exists_for(rt, g.principal.user_id, notification_id):
         raise NotFound("No such notification.", code="notification_not_found")
     notifications.mark_read(rt, g.principal.user_id, notification_id)
@@ -72,6 +83,7 @@ def admin_outbox():
 @api.post("/admin/outbox/<int:row_id>/retry")
 def admin_outbox_retry(row_id: int):
     _require_admin()
+    row_id = _row_id(row_id, "outbox row", "outbox_row_not_found")
     box = outbox(runtime())
     if not box.retry(row_id):
         if not any(item["id"] == row_id for item in box.list(limit=1, before=row_id + 1)):
