@@ -108,6 +108,10 @@ def test_hidden_field_never_appears_and_read_only_cannot_be_written(client, org,
     assert "credit_limit" not in {f["name"] for f in described["fields"]}
     openapi = client.get("/api/v1/openapi.json", headers=org["rep1"].headers).get_json()
     assert "credit_limit" not in openapi["components"]["schemas"]["account"]["properties"]
+    for path in ("/api/v1/meta/object/account", "/api/v1/meta/object", "/api/v1/meta/layout"):
+        raw = client.get(path, headers=org["rep1"].headers)
+        assert raw.status_code == 200 and "credit_limit" not in raw.get_data(as_text=True), path
+    assert "credit_limit" in client.get("/api/v1/meta/object/account", headers=admin_headers).get_data(as_text=True)
     for body in ({"credit_limit": "1"}, {"importance": "a"}):
         response = client.patch(f"/api/v1/records/account/{mine['id']}", json={**body, "version": 2},
                                 headers=org["rep1"].headers)
@@ -164,3 +168,27 @@ def test_injection_attempts_in_names_are_refused_cleanly(client, admin_headers, 
     assert response.status_code in (400, 404)
     assert "error" in response.get_json()
     assert client.get("/api/v1/records/account", headers=admin_headers).status_code == 200
+
+
+def test_a_lookup_must_name_a_record_the_caller_can_read(client, org, admin_headers):
+    """Linking to a record outside one's scope answers like a missing id (no probing), an
+    unrelated edit keeps a link the editor cannot see, and the platform links anything."""
+    mine, theirs = create(client, org["rep1"]), create(client, org["rep2"])
+    linked = client.post("/api/v1/records/account", json={"name": "Child of mine", "parent": mine["id"]},
+                         headers=org["rep1"].headers)
+    assert linked.status_code == 201 and linked.get_json()["parent"] == mine["id"]
+    refused = client.post("/api/v1/records/account", json={"name": "Child of theirs", "parent": theirs["id"]},
+                          headers=org["rep1"].headers)
+    missing = client.post("/api/v1/records/account", json={"name": "Child of nothing", "parent": "0" * 32},
+                          headers=org["rep1"].headers)
+    assert refused.status_code == missing.status_code == 400
+    assert refused.get_json()["error"]["fields"] == missing.get_json()["error"]["fields"] == {
+        "parent": ["No such record."]}
+    # an admin links rep1's account to rep2's; rep1 may still edit other fields of it
+    patched = client.patch(f"/api/v1/records/account/{mine['id']}", json={"parent": theirs["id"], "version": 1},
+                           headers=admin_headers)
+    assert patched.status_code == 200, patched.get_json()
+    kept = client.patch(f"/api/v1/records/account/{mine['id']}",
+                        json={"name": "Renamed", "parent": theirs["id"], "version": 2}, headers=org["rep1"].headers)
+    assert kept.status_code == 200, kept.get_json()
+    assert kept.get_json()["parent"] == theirs["id"]

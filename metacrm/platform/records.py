@@ -289,8 +289,13 @@ class RecordService:
                 allowed.append(fdef)
         return allowed, refused
 
-    def coerce(self, obj: ObjectDef, data: dict, *, creating: bool, conn: sa.Connection) -> dict:
-        """Validated, typed values from input; raises ValidationFailed with every field's errors."""
+    def coerce(self, obj: ObjectDef, data: dict, *, creating: bool, conn: sa.Connection,
+               old: dict | None = None) -> dict:
+        """Validated, typed values from input; raises ValidationFailed with every field's errors.
+
+        A lookup must name a record the caller may read (else "No such record.", the same answer
+        as for an id that does not exist, so ids cannot be probed); on update, a lookup that keeps
+        its current value (`old`) is not checked again."""
         if not isinstance(data, dict):
             raise BadRequest("The record must be a JSON object.")
         data = dict(data)
@@ -316,6 +321,8 @@ class RecordService:
         for name, value in list(values.items()):
             fdef = obj.all_fields[name]
             if fdef.is_reference and value is not None:
+                if old is not None and value == old.get(name) and not isinstance(value, dict):
+                    continue  # unchanged: an edit form sends every field back
                 resolved = self._resolve_reference(conn, fdef, value)
                 if resolved is None:
                     errors.setdefault(name, []).append("No such record.")
@@ -347,11 +354,19 @@ class RecordService:
                 continue
             table = self.table(target)
             found = conn.execute(
-                sa.select(table.c.id).where(table.c.id == value, table.c.deleted_at.is_(None))
+                sa.select(table.c.id).where(table.c.id == value, table.c.deleted_at.is_(None),
+                                            self._readable(target, table))
             ).first()
             if found:
                 return value, target
         return None
+
+    def _readable(self, object_name: str, table: sa.Table) -> Any:
+        """The rows a lookup may point at: those the caller can read (all, for the platform).
+        Users and departments are the directory: anyone may name a colleague or a team."""
+        if self.principal.is_system or self.access.is_admin or object_name in ("user", "department"):
+            return sa.true()
+        return self.access.row_filter(object_name, "read", table)
 
     def _defaults(self, obj: ObjectDef, record: dict) -> None:
         for name, fdef in obj.fields.items():
@@ -459,7 +474,7 @@ class RecordService:
                     f"The record has changed since you read it (version {version}, now {old['version']}).",
                     current_version=old["version"],
                 )
-            values = self.coerce(obj, data, creating=False, conn=tx.conn)
+            values = self.coerce(obj, data, creating=False, conn=tx.conn, old=old)
             if "record_type" in values and values["record_type"] not in obj.record_types:
                 raise ValidationFailed("Unknown record type.", fields={"record_type": ["Not one of this object's types."]})
             ctx = self._apply_update(tx, obj, old, values, data, options)
@@ -659,7 +674,8 @@ class RecordService:
             for first in range(0, len(asked), 500):
                 chunk = asked[first:first + 500]
                 found.update(conn.execute(sa.select(table.c.id).where(
-                    table.c.id.in_(chunk), table.c.deleted_at.is_(None))).scalars())
+                    table.c.id.in_(chunk), table.c.deleted_at.is_(None),
+                    self._readable(target, table))).scalars())
             known[target] = (ids, found)
         return known
 

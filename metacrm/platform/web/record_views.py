@@ -396,11 +396,12 @@ def _refused(detail: str, back: str):
                        back=back)
 
 
-def _more_errors(service: RecordService, obj: ObjectDef, data: dict, creating: bool) -> dict:
+def _more_errors(service: RecordService, obj: ObjectDef, data: dict, creating: bool,
+                 old: dict | None = None) -> dict:
     """The record service's own validation, for showing every problem at once."""
     try:
         with runtime().reading() as conn:
-            service.coerce(obj, data, creating=creating, conn=conn)
+            service.coerce(obj, data, creating=creating, conn=conn, old=old)
     except ValidationFailed as exc:
         return exc.fields
     except CrmError:
@@ -497,7 +498,7 @@ def record_edit(object_name: str, record_id: str):
         errors = forms.required_errors(form, data)
         try:
             if errors:
-                raise ValidationFailed("layout", fields=_merge(errors, _more_errors(service, obj, data, False)))
+                raise ValidationFailed("layout", fields=_merge(errors, _more_errors(service, obj, data, False, record)))
             service.update_record(obj.name, record_id, data, version=version)
         except StaleVersion:
             current = service.get(obj.name, record_id)
