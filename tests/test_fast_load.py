@@ -103,7 +103,8 @@ def test_fast_path_takes_the_common_valid_rows():
 
 def test_invalid_or_unknown_values_go_to_marshmallow_for_their_message():
     for bad in ({"name": "x" * 21}, {"status": "old"}, {"score": 101}, {"score": True}, {"flag_req": None},
-                {"parent": None}, {"unknown": 1}, {"phone": "call me"}, {"amount": "1.234"}):
+                {"parent": None}, {"unknown": 1}, {"phone": "call me"}, {"amount": "1.234"},
+                {"title": "nul\x00inside"}):
         assert schemas.fast_load(SCHEMA, bad) is None, bad
         values, errors = schemas.load(SCHEMA, bad, partial=True)
         assert errors, bad

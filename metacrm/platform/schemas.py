@@ -91,10 +91,16 @@ class PhoneField(fields.String):
         return text
 
 
+def no_nul(value: str) -> None:
+    """PostgreSQL text cannot hold U+0000 (the API refuses it in any JSON; forms reach here)."""
+    if "\x00" in value:
+        raise ValidationError("Text may not contain NUL characters.")
+
+
 def _string(fdef: FieldDef, **kw) -> fields.Field:
     limit = fdef.max_length or (None if fdef.type == "textarea" else 255)
     validators = [validate.Length(max=limit)] if limit else []
-    return fields.String(validate=validators, **kw)
+    return fields.String(validate=[*validators, no_nul], **kw)
 
 
 def marshmallow_field(fdef: FieldDef, role_names: list[str] | None = None) -> fields.Field:
@@ -172,7 +178,7 @@ def fast_converter(fdef: FieldDef, field_: fields.Field) -> Any:
         limit = fdef.max_length or (None if ftype == "textarea" else 255)
 
         def text(value):
-            if value.__class__ is str and (limit is None or len(value) <= limit):
+            if value.__class__ is str and (limit is None or len(value) <= limit) and "\x00" not in value:
                 return value
             return None if value is None and allow_none else DEFER
         return text
