@@ -343,8 +343,9 @@ def gunicorn(app_spec: str, port: int, env: dict) -> subprocess.Popen:
 
 
 def wrk_mix(base: str, seconds: int, env: dict) -> dict:
-    out = subprocess.run(["wrk", "-t4", "-c32", f"-d{seconds}s", "--latency", "-s", str(HERE / "scale_mix.lua"),
-                          base], capture_output=True, text=True, env=env, check=True).stdout
+    command = ["wrk", "-t4", "-c32", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s",
+               str(HERE / "scale_mix.lua"), base]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
 

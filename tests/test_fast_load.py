@@ -106,7 +106,7 @@ def test_invalid_or_unknown_values_go_to_marshmallow_for_their_message():
                 {"parent": None}, {"unknown": 1}, {"phone": "call me"}, {"amount": "1.234"},
                 {"title": "nul\x00inside"}):
         assert schemas.fast_load(SCHEMA, bad) is None, bad
-        values, errors = schemas.load(SCHEMA, bad, partial=True)
+        _values, errors = schemas.load(SCHEMA, bad, partial=True)
         assert errors, bad
 
 
