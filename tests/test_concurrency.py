@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from metacrm.approval.tables import request as approval_request
 from metacrm.approval.tables import task as approval_task
 from metacrm.platform import db
-from metacrm.platform.errors import StaleVersion
+from metacrm.platform.errors import StaleVersion, ValidationFailed
 from metacrm.platform.records import RecordService
 from metacrm.platform.security import Principal
 from tests.test_dedup import fast_hash
@@ -36,6 +36,9 @@ DOCS = [
     {"kind": "object", "name": "cc_company", "name_field": "name", "fields": [
         {"name": "name", "type": "text", "required": True},
         {"name": "segment", "type": "picklist", "options": ["direct", "one", "held", "daily"], "default": "direct"},
+    ]},
+    {"kind": "object", "name": "cc_coded", "name_field": "code", "fields": [
+        {"name": "code", "type": "text", "required": True, "unique": True},
     ]},
     {"kind": "object", "name": "cc_req", "name_field": "name", "fields": [
         {"name": "name", "type": "text", "required": True},
@@ -102,6 +105,28 @@ def run_together(targets: list) -> None:
 def scalar(inst, query):
     with inst.runtime.engine.connect() as conn:
         return conn.execute(query).scalar()
+
+
+# --- unique fields ---------------------------------------------------------------------------
+
+
+def test_concurrent_creates_of_one_unique_value_leave_one_record(inst):
+    """20 threads create the same unique code at once: the service's check cannot see the other
+    transactions, the database's unique index (live records) can; exactly one wins."""
+    code = f"C-{uuid.uuid4().hex[:8]}"
+    outcomes: list[str] = []
+
+    def create():
+        try:
+            RecordService(inst.runtime, Principal.system()).create("cc_coded", {"code": code})
+            outcomes.append("created")
+        except ValidationFailed as exc:
+            outcomes.append(exc.code)
+
+    run_together([create] * 20)
+    assert Counter(outcomes) == {"created": 1, "not_unique": 19}
+    table = inst.runtime.compiled().tables["cc_coded"]
+    assert scalar(inst, sa.select(sa.func.count()).where(table.c.code == code)) == 1
 
 
 # --- optimistic locking ---------------------------------------------------------------------

@@ -225,3 +225,54 @@ def test_failed_hook_rolls_back_the_whole_save(svc, runtime):
     runtime.hooks.unregister("test.explode")
     assert svc.list("shop_line")[0] == []
     assert svc.get("shop_order", order["id"])["total"] == "0.00"
+
+
+def test_unique_values_are_checked_across_a_batch(svc):
+    svc.create("shop_order", {"title": "Old", "code": "U1"})
+    results = svc.create_many("shop_order", [
+        {"title": "Taken", "code": "U1"}, {"title": "New", "code": "U2"}, {"title": "Again", "code": "U2"},
+        {"title": "None"}, {"title": "Other", "code": "U3"},
+    ])
+    assert [r["status"] for r in results] == ["error", "created", "error", "created", "created"]
+    assert results[0]["code"] == "not_unique" and "code" in results[0]["fields"]
+    assert results[2]["fields"] == {"code": ["An earlier row of this batch uses the same value."]}
+    codes = [item["code"] for item in svc.list("shop_order", limit=50)[0]]
+    assert sorted(c for c in codes if c) == ["U1", "U2", "U3"]
+
+
+def test_the_database_backs_unique_fields_when_the_service_check_is_raced(svc, monkeypatch):
+    """The service checks first for a friendly answer; a partial unique index (live records)
+    refuses what a concurrent save let through, as not_unique rather than a 500."""
+    first = svc.create("shop_order", {"title": "First", "code": "R1"})
+    monkeypatch.setattr(RecordService, "_check_unique", lambda *args, **kwargs: None)
+    with pytest.raises(ValidationFailed) as caught:
+        svc.create("shop_order", {"title": "Racer", "code": "R1"})
+    assert caught.value.code == "not_unique" and list(caught.value.fields) == ["code"]
+    other = svc.create("shop_order", {"title": "Other", "code": "R2"})
+    with pytest.raises(ValidationFailed):
+        svc.update("shop_order", other["id"], {"code": "R1"}, version=1)
+    svc.delete("shop_order", first["id"])  # the recycle bin does not hold values
+    reused = svc.create("shop_order", {"title": "Reuse", "code": "R1"})
+    with pytest.raises(ValidationFailed):
+        svc.restore("shop_order", first["id"])
+    assert svc.get("shop_order", reused["id"])["code"] == "R1"
+    assert [r["status"] for r in svc.create_many("shop_order", [{"title": "Batch", "code": "R2"}])] == ["error"]
+
+
+def test_making_a_field_unique_is_refused_while_live_records_share_values(svc, runtime):
+    from metacrm.platform.errors import MetadataInvalid
+
+    a = svc.create("shop_order", {"title": "Same"})
+    svc.create("shop_order", {"title": "Same"})
+    unique_title = [dict(SHOP[0], fields=[dict(f, unique=True) if f["name"] == "title" else f
+                                          for f in SHOP[0]["fields"]]), *SHOP[1:]]
+    with pytest.raises(MetadataInvalid) as caught:
+        apply_change(runtime, documents_bundle(unique_title))
+    issue = caught.value.issues[0]
+    assert (issue.source, issue.path) == ("object/shop_order", "/fields/1/unique") and "'Same'" in issue.message
+    svc.delete("shop_order", a["id"])  # a deleted duplicate does not count
+    apply_change(runtime, documents_bundle(unique_title))
+    with pytest.raises(ValidationFailed):
+        svc.create("shop_order", {"title": "Same"})
+    apply_change(runtime, documents_bundle(SHOP))  # no longer unique: the index goes
+    svc.create("shop_order", {"title": "Same"})

@@ -105,6 +105,31 @@ def convert_columns(conn: sa.Connection, live: Registry, new: Registry, storage_
     return saved
 
 
+def check_unique(conn: sa.Connection, new: Registry, storage_diff) -> list[MetaIssue]:
+    """Making a field unique is refused while live records share a value (naming the values)."""
+    issues = []
+    for table_name, column_name in storage_diff.new_indexes:
+        name = table_name[len("rec_"):]
+        obj = new.objects.get(name)
+        fdef = obj.fields.get(column_name) if obj else None
+        if fdef is None or not fdef.unique or table_name in storage_diff.new_tables:
+            continue
+        if any(t == table_name and c == column_name for t, c, _ in storage_diff.new_columns):
+            continue
+        table = Tables.of(new)[name]
+        column = table.c[column_name]
+        shared = conn.execute(
+            sa.select(column, sa.func.count()).where(column.isnot(None), table.c.deleted_at.is_(None))
+            .group_by(column).having(sa.func.count() > 1).order_by(column).limit(MAX_OFFENDING_ROWS)
+        ).all()
+        if shared:
+            index = next(i for i, f in enumerate(obj.doc.get("fields", [])) if f.get("name") == column_name)
+            values = ", ".join(f"{value!r} ({count} records)" for value, count in shared)
+            issues.append(MetaIssue(f"object/{name}", f"/fields/{index}/unique",
+                                    f"live records share values, so the field cannot be unique: {values}"))
+    return issues
+
+
 def apply_change(
     runtime: Runtime,
     bundle: Bundle,
@@ -124,7 +149,7 @@ def apply_change(
             if issues:
                 raise MetadataInvalid(issues)
             storage_diff = plan_storage(conn, live, new)
-            conversion_issues = check_conversions(conn, live, new, storage_diff)
+            conversion_issues = check_conversions(conn, live, new, storage_diff) + check_unique(conn, new, storage_diff)
             if conversion_issues:
                 raise MetadataInvalid(conversion_issues)
             diff = {"documents": document_diff(live, new), "storage": storage_diff.as_dict()}

@@ -399,6 +399,41 @@ class RecordService:
         if errors:
             raise ValidationFailed("Some values must be unique.", code="not_unique", fields=errors)
 
+    def _unique_in_batch(self, conn: sa.Connection, obj: ObjectDef, good: list[SaveContext],
+                         results: list[dict]) -> list[SaveContext]:
+        """Unique fields across a batch: a value already used by a live record, or by an earlier
+        row of the batch, makes the row an error (one query per unique field, not per row)."""
+        unique = [name for name, fdef in obj.fields.items() if fdef.unique]
+        if not unique or not good:
+            return good
+        table = self.table(obj.name)
+        refused: dict[int, dict[str, list[str]]] = {}
+        for name in unique:
+            values = sorted({c.record[name] for c in good if c.record.get(name) is not None}, key=repr)
+            used: set = set()
+            for first in range(0, len(values), 500):
+                used.update(conn.execute(sa.select(table.c[name]).where(
+                    table.c[name].in_(values[first:first + 500]), table.c.deleted_at.is_(None))).scalars())
+            seen: set = set()
+            for ctx in good:
+                value = ctx.record.get(name)
+                if value is None:
+                    continue
+                if value in used or value in seen:
+                    refused.setdefault(id(ctx), {})[name] = [
+                        "This value is already used by another record." if value in used
+                        else "An earlier row of this batch uses the same value."]
+                else:
+                    seen.add(value)
+        if not refused:
+            return good
+        for position, result in enumerate(results):
+            ctx = result.get("_ctx")
+            if ctx is not None and id(ctx) in refused:
+                results[position] = {"status": "error", **ValidationFailed(
+                    "Some values must be unique.", code="not_unique", fields=refused[id(ctx)]).to_dict()}
+        return [ctx for ctx in good if id(ctx) not in refused]
+
     # --- writing -------------------------------------------------------------------------
 
     def create(self, object_name: str, data: dict, **options: Any) -> dict:
@@ -448,7 +483,8 @@ class RecordService:
         self._check_required(obj, ctx.record)
         self._check_unique(ctx.conn, obj, ctx.record, list(obj.fields))
         # Parameters, not .values(): the compiled INSERT is cached instead of rebuilt per record.
-        ctx.conn.execute(ctx.table.insert(), self._storage_row(obj, ctx.table, ctx.record))
+        with unique_guard(obj):
+            ctx.conn.execute(ctx.table.insert(), self._storage_row(obj, ctx.table, ctx.record))
         changes = {name: [None, self._history_value(obj, name, ctx.record[name])]
                    for name in self._tracked(obj) if ctx.record.get(name) is not None}
         self.write_history(ctx.conn, obj.name, ctx.record["id"], "create", changes)
@@ -500,11 +536,12 @@ class RecordService:
         self._check_unique(tx.conn, obj, ctx.record, changed)
         row = self._storage_row(obj, ctx.table, ctx.record)
         row.pop("id")
-        result = tx.conn.execute(
-            ctx.table.update()
-            .where(ctx.table.c.id == old["id"], ctx.table.c.version == old["version"])
-            .values(**row)
-        )
+        with unique_guard(obj):
+            result = tx.conn.execute(
+                ctx.table.update()
+                .where(ctx.table.c.id == old["id"], ctx.table.c.version == old["version"])
+                .values(**row)
+            )
         if result.rowcount != 1:
             raise StaleVersion("The record was changed by someone else meanwhile; read it again.")
         changes = {
@@ -550,8 +587,9 @@ class RecordService:
             query = table.update().where(table.c.id == old["id"], table.c.version == old["version"])
             if where is not None:
                 query = query.where(where)
-            if tx.conn.execute(query.values(**row)).rowcount != 1:
-                return None
+            with unique_guard(obj):
+                if tx.conn.execute(query.values(**row)).rowcount != 1:
+                    return None
             changes = {
                 name: [self._history_value(obj, name, old.get(name)), self._history_value(obj, name, ctx.record.get(name))]
                 for name in (self._tracked(obj) if track else ALWAYS_TRACKED)
@@ -625,10 +663,12 @@ class RecordService:
                               self.principal, self.access, self.source)
             self.runtime.hooks.run("before_save", ctx)
             self._check_unique(tx.conn, obj, record, list(obj.fields))
-            tx.conn.execute(
-                ctx.table.update().where(ctx.table.c.id == old["id"])
-                .values(deleted_at=None, updated_at=now, updated_by=self.principal.user_id, version=record["version"])
-            )
+            with unique_guard(obj):
+                tx.conn.execute(
+                    ctx.table.update().where(ctx.table.c.id == old["id"])
+                    .values(deleted_at=None, updated_at=now, updated_by=self.principal.user_id,
+                            version=record["version"])
+                )
             self.write_history(tx.conn, obj.name, old["id"], "restore", {})
             self.runtime.hooks.run("after_save", ctx)
             self._after_write(ctx)
@@ -695,9 +735,11 @@ class RecordService:
                 results.append(result)
             except CrmError as exc:
                 results.append({"status": exc.extra.get("import_status", "error"), **exc.to_dict()})
+        good = self._unique_in_batch(tx.conn, obj, good, results)
         if good:
             table = self.table(obj.name)
-            tx.conn.execute(table.insert(), [self._storage_row(obj, table, c.record) for c in good])
+            with unique_guard(obj):  # a concurrent save took a value meanwhile: the batch is refused
+                tx.conn.execute(table.insert(), [self._storage_row(obj, table, c.record) for c in good])
             history_rows = []
             now = utcnow()
             for ctx in good:
@@ -764,6 +806,23 @@ class _nullcontext:
 
     def __exit__(self, *exc):
         return False
+
+
+@contextmanager
+def unique_guard(obj: ObjectDef) -> Iterator[None]:
+    """The database's unique index (live records) refused a write that the service's own check
+    let through, i.e. a concurrent save took the value first: a 400 not_unique, not a 500."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        text = str(exc.orig or exc)
+        unique = [name for name, fdef in obj.fields.items() if fdef.unique]
+        named = [name for name in unique if f"_{name}" in text or f".{name}" in text] or unique
+        if not unique:
+            raise
+        raise ValidationFailed("Some values must be unique.", code="not_unique",
+                               fields={name: ["This value is already used by another record."] for name in named}
+                               ) from None
 
 
 def owner_since_after(old: dict, record: dict, now) -> Any:

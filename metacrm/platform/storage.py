@@ -146,11 +146,21 @@ def deleted_index_name(table: str) -> str:
     return f"px_{table}_deleted_at"[:63]
 
 
+def unique_index_name(table: str, column: str) -> str:
+    return f"ux_{table}_{column}"[:63]
+
+
 def field_index(table: sa.Table, fdef: FieldDef) -> sa.Index:
     """deleted_at gets a partial index of the deleted rows only (the recycle bin): a plain one
     is a trap, since every live query says `deleted_at IS NULL` and a planner without fresh
     statistics (SQLite always, PostgreSQL after a bulk load) picks it and filters every row."""
     column = table.c[fdef.name]
+    if fdef.unique and "deleted_at" in table.c:
+        # Unique among live records (the recycle bin may hold an old one), enforced by the database
+        # so two concurrent saves cannot both pass the service's check.
+        live = table.c.deleted_at.is_(None)
+        return sa.Index(unique_index_name(table.name, fdef.name), column, unique=True, sqlite_where=live,
+                        postgresql_where=live)
     if fdef.name == "deleted_at":
         return sa.Index(deleted_index_name(table.name), column, sqlite_where=column.isnot(None),
                         postgresql_where=column.isnot(None))
@@ -300,9 +310,16 @@ def plan_storage(conn: sa.Connection, old: Registry, new: Registry) -> StorageDi
         for index in table.indexes:
             if index.name not in have:
                 diff.new_indexes.append((table.name, next(iter(index.columns)).name))
+        wanted = {index.name for index in table.indexes}
         superseded = index_name(table.name, "deleted_at")  # the plain index px_..._deleted_at replaced
         if superseded in have and "deleted_at" in table.c:
             diff.dropped_indexes.append((table.name, superseded))
+        for name in sorted(have - wanted):
+            field_name = name[len(f"ix_{table.name}_"):] if name.startswith(f"ix_{table.name}_") else None
+            if name.startswith(f"ux_{table.name}_"):
+                diff.dropped_indexes.append((table.name, name))  # the field is no longer unique
+            elif field_name and field_name in otable.obj.fields and otable.obj.fields[field_name].unique:
+                diff.dropped_indexes.append((table.name, name))  # now a unique index (ux_)
     return diff
 
 
