@@ -120,9 +120,11 @@ def wait_for(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def gunicorn(app_spec: str, port: int, env: dict) -> subprocess.Popen:
+def gunicorn(app_spec: str, port: int, env: dict, threads: int = 0) -> subprocess.Popen:
+    """Two gunicorn workers: sync, or gthread with `threads` threads each."""
     binary = Path(sys.executable).with_name("gunicorn")
-    return subprocess.Popen([str(binary), "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{port}", "--log-level",
+    kind = ["-k", "gthread", "--threads", str(threads)] if threads else ["-k", "sync"]
+    return subprocess.Popen([str(binary), "-w", "2", *kind, "-b", f"127.0.0.1:{port}", "--log-level",
                              "warning", app_spec], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -29,7 +29,6 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -49,7 +48,7 @@ from metacrm.platform.records import RecordService, new_id
 from metacrm.platform.security import Principal
 from metacrm.platform.setup import build_runtime, initialise
 
-from .bench_core import free_port, wait_for
+from .bench_core import free_port, gunicorn, wait_for
 from .common import fresh_database, record
 
 PASSWORD = "bench-pass-123"
@@ -335,13 +334,6 @@ def bench_add_field(runtime) -> dict:
 # --- (e) HTTP load -------------------------------------------------------------------------
 
 
-def gunicorn(app_spec: str, port: int, env: dict) -> subprocess.Popen:
-    binary = Path(sys.executable).with_name("gunicorn")
-    return subprocess.Popen([str(binary), "-w", "2", "-k", "gthread", "--threads", "8", "-b", f"127.0.0.1:{port}",
-                             "--log-level", "warning", app_spec], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def wrk_mix(base: str, seconds: int, env: dict) -> dict:
     command = ["wrk", "-t4", "-c32", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s",
                str(HERE / "scale_mix.lua"), base]
@@ -387,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         env = dict(os.environ, METACRM_DATABASE_URL=url, BENCH_DATABASE_URL=url, METACRM_SECRET_KEY="bench")
         env.pop("METACRM_REDIS_URL", None)
         port = free_port()
-        server = gunicorn("metacrm.platform.app:create_app()", port, env)
+        server = gunicorn("metacrm.platform.app:create_app()", port, env, threads=8)
         try:
             base = f"http://127.0.0.1:{port}"
             wait_for(base + "/api/v1/openapi.json", timeout=120)
@@ -406,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(20)
         port = free_port()
-        server = gunicorn("bench.bare_app:create_app()", port, env)
+        server = gunicorn("bench.bare_app:create_app()", port, env, threads=8)
         try:
             base_raw = f"http://127.0.0.1:{port}"
             wait_for(base_raw + "/row/x")

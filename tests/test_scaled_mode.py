@@ -39,30 +39,13 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import PG_URL, require_pg
+from tests.test_jobs_redis import REDIS_URL, require_redis
 
-REDIS_URL = os.environ.get("METACRM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 METACRM = Path(sys.executable).with_name("metacrm")
 SWEEP_INTERVAL = 2  # seconds: a short period so a few of them pass during the test
 ADMIN_PASSWORD = "scaled-admin-pass-1"
 USER_PASSWORD = "scaled-user-pass-1"
 MAX_HELD = 5
-
-_redis_problem: list[str] = []
-
-
-def require_redis() -> None:
-    if not _redis_problem:
-        try:
-            import redis
-
-            redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-            _redis_problem.append("")
-        except Exception as exc:  # noqa: BLE001 - any failure means "not available"
-            _redis_problem.append(f"Redis at {REDIS_URL} is unreachable: {exc}")
-    if _redis_problem[0]:
-        if os.environ.get("CI"):
-            pytest.fail(_redis_problem[0])
-        pytest.skip(_redis_problem[0])
 
 
 def wait_for(what: str, condition, timeout: float, interval: float = 0.05):
