@@ -53,6 +53,7 @@ from .common import fresh_database, record
 
 PASSWORD = "bench-pass-123"
 LIST_FILTER = {"status": "working", "source": "web"}
+LIST_QUERY = urllib.parse.urlencode({"filter": json.dumps(LIST_FILTER), "sort": "-created_at", "limit": 50})
 HERE = Path(__file__).resolve().parent
 
 
@@ -186,11 +187,10 @@ def token_for(base: str, username: str) -> str:
 
 def bench_list(base: str, runtime, org: dict, requests: int) -> dict:
     token = token_for(base, "mgr_east")
-    query = urllib.parse.urlencode({"filter": json.dumps(LIST_FILTER), "sort": "-created_at", "limit": 50})
     api_times = []
     cursor = None
     for n in range(requests):
-        url = f"{base}/api/v1/records/lead?{query}" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+        url = f"{base}/api/v1/records/lead?{LIST_QUERY}" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
         start = time.perf_counter()
         status, body = http_json(url, token)
         api_times.append(time.perf_counter() - start)
@@ -351,12 +351,9 @@ def wrk_mix(base: str, seconds: int, env: dict) -> dict:
             "errors": int(non2xx.group(1)) if non2xx else 0, "socket": socket_errors.group(1) if socket_errors else ""}
 
 
-def bench_load(url: str, base: str, seconds: int, sample_ids: list[str], workdir: Path) -> dict:
-    ids_file = workdir / "ids.txt"
-    ids_file.write_text("\n".join(sample_ids) + "\n")
-    token = token_for(base, "admin")
-    query = urllib.parse.urlencode({"filter": json.dumps(LIST_FILTER), "sort": "-created_at", "limit": 50})
-    env = dict(os.environ, SCALE_IDS=str(ids_file), SCALE_TOKEN=token, SCALE_LIST=f"/api/v1/records/lead?{query}")
+def bench_load(base: str, seconds: int, ids_file: Path, token: str) -> dict:
+    """The wrk mix against `base` (metacrm, or the bare app, which ignores the token)."""
+    env = dict(os.environ, SCALE_IDS=str(ids_file), SCALE_TOKEN=token, SCALE_LIST=f"/api/v1/records/lead?{LIST_QUERY}")
     return wrk_mix(base, seconds, env)
 
 
@@ -376,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         initialise(runtime, PASSWORD)
         org = people(runtime)
         population = populate(runtime, org, args.leads, args.opportunities, args.due)
+        ids_file = workdir / "ids.txt"  # lead ids the load's reads pick from
+        ids_file.write_text("\n".join(population["sample_ids"]) + "\n")
         env = dict(os.environ, METACRM_DATABASE_URL=url, BENCH_DATABASE_URL=url, METACRM_SECRET_KEY="bench")
         env.pop("METACRM_REDIS_URL", None)
         port = free_port()
@@ -393,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{listed['raw'][0] * 1000:.1f} / {listed['raw'][1] * 1000:.1f} ms",
                       f"{listed['web'][1] / listed['raw'][1]:.1f}x p95"]]
             print(rows[-2:], flush=True)
-            loaded = bench_load(url, base, args.seconds, population["sample_ids"], workdir)
+            loaded = bench_load(base, args.seconds, ids_file, token_for(base, "admin"))
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(20)
@@ -402,10 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             base_raw = f"http://127.0.0.1:{port}"
             wait_for(base_raw + "/row/x")
-            ids_file = workdir / "ids.txt"
-            query = urllib.parse.urlencode({"filter": json.dumps(LIST_FILTER), "sort": "-created_at", "limit": 50})
-            raw_loaded = wrk_mix(base_raw, args.seconds, dict(os.environ, SCALE_IDS=str(ids_file), SCALE_TOKEN="x",
-                                                              SCALE_LIST=f"/api/v1/records/lead?{query}"))
+            raw_loaded = bench_load(base_raw, args.seconds, ids_file, "unused")
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(20)

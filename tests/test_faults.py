@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ from metacrm.platform.records import RecordService
 from metacrm.platform.security import Principal
 from metacrm.platform.setup import build_runtime, initialise
 from metacrm.workflow import webhooks
-from tests.conftest import ADMIN_PASSWORD, PG_URL, require_pg
+from tests.conftest import ADMIN_PASSWORD, PG_URL, free_port, require_pg
 from tests.test_dedup import fast_hash
 from tests.test_outbox import wait_for
 
@@ -65,12 +64,6 @@ def need(binary: str | None, what: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PrivateRedis:

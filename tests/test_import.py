@@ -87,14 +87,12 @@ def test_report_has_a_row_for_every_input_row_and_a_rerun_creates_nothing(runtim
     assert names(runtime) == ["Alpha Ltd", "Existing Holding Inc.", "Gamma"]
 
 
-def test_duplicate_check_is_one_query_per_batch_and_rule_group(runtime):
-    system(runtime).create("im_company", {"name": "Warm Up"})  # keys any old rows first
-    rows = [{"name": f"Company {n}", "email": f"c{n}@example.com"} for n in range(30)]
-    rows[25] = {"name": "WARM UP Ltd"}
+def import_counting(runtime, rows: list[dict], wanted) -> tuple[dict, list[str]]:
+    """Import `rows` in batches of 10, collecting the SELECT statements `wanted(sql)` picks."""
     statements: list[str] = []
 
     def count(conn, cursor, statement, parameters, context, executemany):
-        if "dk_" in statement and statement.lstrip().upper().startswith(("SELECT", "(SELECT")):
+        if wanted(statement) and statement.lstrip().upper().startswith(("SELECT", "(SELECT")):
             statements.append(statement)
 
     sa.event.listen(runtime.engine, "before_cursor_execute", count)
@@ -102,9 +100,16 @@ def test_duplicate_check_is_one_query_per_batch_and_rule_group(runtime):
         report = importer.run_import(runtime, Principal.system(), "im_company", rows, batch_size=10)
     finally:
         sa.event.remove(runtime.engine, "before_cursor_execute", count)
+    return report, statements
+
+
+def test_duplicate_check_is_one_query_per_batch_and_rule_group(runtime):
+    system(runtime).create("im_company", {"name": "Warm Up"})  # keys any old rows first
+    rows = [{"name": f"Company {n}", "email": f"c{n}@example.com"} for n in range(30)]
+    rows[25] = {"name": "WARM UP Ltd"}
+    report, statements = import_counting(runtime, rows, lambda sql: "dk_" in sql)
     assert report["summary"]["created"] == 29 and report["summary"]["duplicate"] == 1
     assert len(statements) == 3 * 2  # three batches, two rule groups; none per row
-
 
 
 def test_lookups_of_a_batch_are_checked_with_one_query_per_target(runtime):
@@ -114,17 +119,7 @@ def test_lookups_of_a_batch_are_checked_with_one_query_per_target(runtime):
     rows = [{"name": f"Lookup {n}", "campaign": campaigns[n % 3]} for n in range(20)]
     rows[4]["campaign"] = "no-such-campaign"
     rows[9]["campaign"] = gone
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        if "rec_im_campaign" in statement and statement.lstrip().upper().startswith("SELECT"):
-            statements.append(statement)
-
-    sa.event.listen(runtime.engine, "before_cursor_execute", count)
-    try:
-        report = importer.run_import(runtime, Principal.system(), "im_company", rows, batch_size=10)
-    finally:
-        sa.event.remove(runtime.engine, "before_cursor_execute", count)
+    report, statements = import_counting(runtime, rows, lambda sql: "rec_im_campaign" in sql)
     by_row = {entry["row"]: entry for entry in report["rows"]}
     assert report["summary"]["created"] == 18, report
     assert by_row[5]["fields"] == {"campaign": ["No such record."]}

@@ -25,7 +25,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,7 +37,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PG_URL, require_pg
+from tests.conftest import PG_URL, free_port, require_pg
 from tests.test_jobs_redis import REDIS_URL, require_redis
 
 METACRM = Path(sys.executable).with_name("metacrm")
@@ -58,12 +57,6 @@ def wait_for(what: str, condition, timeout: float, interval: float = 0.05):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- a webhook receiver that counts deliveries ------------------------------------------------
