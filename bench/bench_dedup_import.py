@@ -25,7 +25,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from metacrm.metadata.bundle import documents_bundle
-from metacrm.platform import dedup, importer, normalize
+from metacrm.platform import dedup, normalize
+from metacrm.platform import imports as importer
 from metacrm.platform.apply import apply_change
 from metacrm.platform.clock import utcnow
 from metacrm.platform.config import Config

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from metacrm.platform import importer
+from metacrm.platform import imports as importer
 from metacrm.platform.errors import BadRequest
 from metacrm.platform.records import RecordService
 from metacrm.platform.security import Principal

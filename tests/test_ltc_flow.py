@@ -19,12 +19,6 @@ from tests import test_ltc_support as support
 from tests.conftest import make_user
 from tests.test_ltc_support import days
 
-try:  # the approval and action routes, until api/__init__ imports every route module itself
-    import metacrm.platform.api.actions
-    import metacrm.platform.api.approvals  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-
 ltc = support.ltc  # fixture
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-import metacrm.platform.api.reports  # noqa: F401  (registers /reports routes before any app exists)
+import metacrm.platform.reports.api  # noqa: F401  (registers /reports routes before any app exists)
 from metacrm.platform.actions import actions
 from metacrm.platform.clock import today
 from metacrm.platform.records import RecordService

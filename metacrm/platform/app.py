@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, redirect, request
+from flask import Flask, jsonify, request
 
 from .config import Config
 from .runtime import Runtime
@@ -26,22 +26,14 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     app.json.ensure_ascii = False
     app.extensions["metacrm"] = runtime
 
-    from .api import api
+    from .api import build_blueprint
+    from .web import register as register_web
 
-    app.register_blueprint(api)
-    from ..plugins.loader import mount_blueprints
-
-    mount_blueprints(app)
-    try:
-        from .web import register as register_web
-    except ImportError:  # the web UI package is optional during development
-        register_web = None
-    if register_web is not None:
-        register_web(app)
-    else:
-        @app.get("/")
-        def index():
-            return redirect("/api/v1/openapi.json")
+    app.register_blueprint(build_blueprint(runtime))
+    register_web(app)
+    for feature in runtime.features:
+        if feature.on_app is not None:
+            feature.on_app(app)
 
     @app.errorhandler(404)
     def not_found(exc):

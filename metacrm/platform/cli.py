@@ -51,11 +51,11 @@ def init(demo: bool) -> None:
         else:
             click.echo("admin user created: username 'admin', password from METACRM_ADMIN_PASSWORD")
     if demo:
-        try:
-            from ..plugins.lead_to_cash.demo import seed_demo
-        except ImportError:
-            from .demo import seed_demo
-        click.echo(seed_demo(runtime))
+        seeders = [feature.demo for feature in runtime.features if feature.demo is not None]
+        if not seeders:
+            _fail("no feature ships a demo company")
+        for seed in seeders:
+            click.echo(seed(runtime))
 
 
 @main.command()
@@ -243,29 +243,18 @@ def user_create(username: str, password: str, roles: tuple, display_name: str | 
     click.echo(f"user {username} created (id {created['id']})")
 
 
-# Commands of later features: each module defines register_cli(main).
-CLI_MODULES = (
-    "metacrm.platform.importer_cli",
-    "metacrm.platform.jobs_cli",
-    "metacrm.plugins.cli",
-    "metacrm.plugins.lead_to_cash.cli",
-)
+def _add_commands() -> None:
+    """The worker commands (core), then each built-in feature's (FEATURE.cli)."""
+    from . import jobs_cli
+    from .setup import feature_modules
+
+    jobs_cli.register_cli(main)
+    for module in feature_modules():
+        if module.FEATURE.cli is not None:
+            module.FEATURE.cli(main)
 
 
-def _load_cli_modules() -> None:
-    import importlib
-
-    for module_name in CLI_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not module_name.startswith(exc.name):
-                raise
-            continue
-        module.register_cli(main)
-
-
-_load_cli_modules()
+_add_commands()
 
 if __name__ == "__main__":
     main()

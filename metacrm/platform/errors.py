@@ -80,3 +80,16 @@ class MetadataInvalid(CrmError):
         self.issues = issues
         text = message or (f"{len(issues)} problem(s) in the metadata: " + "; ".join(str(i) for i in issues[:5]))
         super().__init__(text, issues=[i.as_dict() for i in issues])
+
+
+class PluginFailed(CrmError):
+    """A plugin (or an action it registered) raised something that is not a CrmError: a bug on
+    the server side, so 500.
+
+    The caller's request was fine and retrying it unchanged will fail again; a 4xx would
+    tell the client to fix its input, which it cannot. The message names the plugin and
+    the hook so the admin knows whom to call, and the save was rolled back.
+    """
+
+    status = 500
+    code = "plugin_error"

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from ..metadata.registry import Registry
 from . import db, metastore, sweeps  # noqa: F401 - sweeps declares mc_sweep_run among the system tables
 from .config import Config
+from .features import FeatureSet
 from .hooks import Hooks
 from .security import Directory
 from .storage import Tables
@@ -73,6 +74,8 @@ class Runtime:
         self._directory: Directory | None = None
         self._directory_at = 0.0
         self.extensions: dict[str, Any] = {}
+        # What each registered feature mounts on the app: REST routes, pages, nav, templates.
+        self.features = FeatureSet()
         # Periodic jobs (pool recycle, scheduled triggers, overdue warnings, approval timeouts):
         # (name, fn(runtime) -> summary text). `metacrm sweep` and the timers run them.
         self.sweeps: list[tuple[str, Callable[[Runtime], str]]] = []

@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ..metadata.bundle import Bundle, load_bundle
-from . import computed, db
+from . import computed, db, outbox
 from .apply import apply_change
 from .config import Config
 from .records import RecordService
@@ -22,27 +22,29 @@ PACKAGE = Path(__file__).resolve().parent.parent
 SYSTEM_BUNDLE = PACKAGE / "metadata" / "system"
 DEFAULT_BUNDLE = PACKAGE / "default_schemas"
 
-# Modules that register hooks on the record service when a runtime is built.
-# Each has register(runtime); a missing one (not built yet) is skipped.
-BUILTIN_MODULES = (
+# The built-in features, in registration order: each is a package with register(runtime) and
+# FEATURE (metacrm.platform.features). The one list of them; nothing else names a feature.
+FEATURES = (
+    "metacrm.platform.notifications",
     "metacrm.platform.dedup",
     "metacrm.platform.pools",
-    "metacrm.workflow.engine",
-    "metacrm.approval.engine",
-    "metacrm.plugins.loader",
+    "metacrm.platform.imports",
+    "metacrm.platform.reports",
+    "metacrm.workflow",
+    "metacrm.approval",
+    "metacrm.plugins",
 )
+
+
+def feature_modules() -> list:
+    return [importlib.import_module(name) for name in FEATURES]
 
 
 def build_runtime(config: Config, engine: sa.Engine | None = None) -> Runtime:
     runtime = Runtime(config, engine)
     computed.register(runtime.hooks)
-    for module_name in BUILTIN_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
+    outbox.register(runtime)
+    for module in feature_modules():
         module.register(runtime)
     return runtime
 

@@ -34,23 +34,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..platform.actions import RecordAction, WorkflowAction, actions
-from ..platform.errors import CrmError, Forbidden
+from ..platform.errors import CrmError, Forbidden, PluginFailed  # PluginFailed re-exported
 from ..platform.outbox import Skip  # re-exported: an outbox handler raises it to drop a row for good
 
 log = logging.getLogger("metacrm.plugins")
 __all__ = ["PluginContext", "PluginFailed", "Registration", "Skip"]
-
-
-class PluginFailed(CrmError):
-    """A plugin raised something that is not a CrmError: a bug on the server side, so 500.
-
-    The caller's request was fine and retrying it unchanged will fail again; a 4xx would
-    tell the client to fix its input, which it cannot. The message names the plugin and
-    the hook so the admin knows whom to call, and the save was rolled back.
-    """
-
-    status = 500
-    code = "plugin_error"
 
 
 @dataclass(frozen=True)

@@ -179,8 +179,7 @@ def state(runtime: Any) -> LoaderState:
 
 
 def register(runtime: Any) -> None:
-    """BUILTIN_MODULES entry: create mc_plugin, load the installed plugins, follow changes."""
-    _import_api_routes()
+    """Create mc_plugin, load the installed plugins, follow changes."""
     st = state(runtime)
     try:
         store.ensure_table(runtime.engine)
@@ -188,16 +187,6 @@ def register(runtime: Any) -> None:
     except Exception:  # a database that is not there yet must not stop `metacrm init`
         log.warning("cannot load plugins now (database not ready?)", exc_info=True)
     _watch_versions(runtime, st)
-
-
-def _import_api_routes() -> None:
-    """The plugin admin and record-action routes live on the `api` blueprint; importing them
-    here (before any app exists) keeps them there until api/__init__ imports them itself."""
-    for module in ("metacrm.platform.api.plugins", "metacrm.platform.api.actions"):
-        try:
-            importlib.import_module(module)
-        except Exception:  # pragma: no cover - e.g. the blueprint was already registered
-            log.debug("could not import %s", module, exc_info=True)
 
 
 def _watch_versions(runtime: Any, st: LoaderState) -> None:

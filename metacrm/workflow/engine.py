@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -191,25 +190,10 @@ def after_save(ctx: Any) -> None:
         tx._workflow_depth = depth
 
 
-ROUTE_MODULES = ("metacrm.platform.api.workflow", "metacrm.platform.api.approvals")
-
-
-def load_routes() -> None:
-    """Make sure the REST routes of workflows and approvals are on the api blueprint."""
-    for name in ROUTE_MODULES:
-        try:
-            importlib.import_module(name)
-        except Exception:  # e.g. the blueprint was already registered on an app
-            log.warning("could not load the routes of %s", name, exc_info=True)
-
-
 def register(runtime: Any) -> None:
-    outbox.register(runtime)
-    notifications.register(runtime)
     notifications.ensure_tables(runtime.engine, [webhooks.delivery, schedule.fired])
     outbox.register_handler("webhook", webhooks.handle_webhooks, batch=True)
     runtime.hooks.register("before_save", before_save, name="workflow.rules", order=850)
     runtime.hooks.register("after_save", after_save, name="workflow.actions", order=500)
     if not any(name == "workflow_schedule" for name, _ in runtime.sweeps):
         runtime.sweeps.append(("workflow_schedule", schedule.sweep))
-    load_routes()

@@ -1,4 +1,8 @@
-"""REST API /api/v1: authentication, the error mapping, and the route modules."""
+"""REST API /api/v1: authentication, the error mapping, and the generic route modules.
+
+`api` is a route table (metacrm.platform.features.Routes) that the generic modules (auth, meta,
+openapi, records, exports, actions, outbox) fill at import; every feature brings its own table.
+`build_blueprint(runtime)` makes a fresh /api/v1 blueprint per app from all of them."""
 
 from __future__ import annotations
 
@@ -11,10 +15,11 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import CrmError, Unauthorized
+from ..features import Routes
 from ..security import Principal, principal_from_row, token_user
 
 log = logging.getLogger(__name__)
-api = Blueprint("api", __name__, url_prefix="/api/v1")
+api = Routes()
 
 PUBLIC_ENDPOINTS = {"api.issue_token"}
 PRINCIPAL_CACHE_SECONDS = 2.0
@@ -66,7 +71,6 @@ def forget_token(token: str) -> None:
         _principal_cache.pop(token, None)
 
 
-@api.before_request
 def authenticate():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
@@ -93,12 +97,10 @@ def error_response(exc: CrmError):
     return response
 
 
-@api.errorhandler(CrmError)
 def handle_crm_error(exc: CrmError):
     return error_response(exc)
 
 
-@api.errorhandler(HTTPException)
 def handle_http_error(exc: HTTPException):
     codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "too_large", 415: "unsupported_media"}
     response = jsonify({"error": {"code": codes.get(exc.code, "http_error"), "message": exc.description}})
@@ -106,7 +108,6 @@ def handle_http_error(exc: HTTPException):
     return response
 
 
-@api.errorhandler(Exception)
 def handle_unexpected(exc: Exception):
     from ..db import is_database_unavailable
 
@@ -177,23 +178,18 @@ def json_body(default=None):
     return parse_json(request.data, "The body", "malformed_json")
 
 
-from . import auth, meta, openapi, records  # noqa: F401  (routes register on import)
-
-# Route modules of later features; each registers its routes on `api` when imported.
-OPTIONAL_ROUTES = ("dedup", "imports", "pools", "approvals", "workflow", "actions", "reports", "plugins",
-                  "exports")
-
-
-def _load_optional_routes() -> None:
-    import importlib
-
-    for name in OPTIONAL_ROUTES:
-        module_name = f"{__name__}.{name}"
-        try:
-            importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
+def build_blueprint(runtime) -> Blueprint:
+    """The /api/v1 blueprint for one app: the generic routes, then every registered feature's."""
+    bp = Blueprint("api", __name__, url_prefix="/api/v1")
+    bp.before_request(authenticate)
+    bp.register_error_handler(CrmError, handle_crm_error)
+    bp.register_error_handler(HTTPException, handle_http_error)
+    bp.register_error_handler(Exception, handle_unexpected)
+    tables = [api] + [feature.api for feature in runtime.features if feature.api is not None]
+    for table in tables:
+        for route in table:
+            bp.add_url_rule(route.rule, endpoint=route.endpoint, view_func=route.view, methods=list(route.methods))
+    return bp
 
 
-_load_optional_routes()
+from . import actions, auth, exports, meta, openapi, outbox, records  # noqa: F401  (routes register on import)

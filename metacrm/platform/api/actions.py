@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from ...plugins.api import PluginFailed
 from .. import actions as shared
 from ..actions import actions
-from ..errors import BadRequest, Forbidden, NotFound
+from ..errors import BadRequest, Forbidden, NotFound, PluginFailed
 from ..records import RecordService
 from . import api, json_body, runtime
 

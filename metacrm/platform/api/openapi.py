@@ -187,67 +187,12 @@ def core_paths(registry, access: Access, readable: list[str]) -> dict:
             "responses": {"200": plan}}},
         "/records/{object}/{id}/restore": {"parameters": [obj_param, id_param], "post": {
             "summary": "Restore from the recycle bin", "responses": {"200": _ok({"type": "object"})}}},
-        "/records/{object}/{id}/submit": {"parameters": [obj_param, id_param], "post": {
-            "summary": "Submit for approval", "requestBody": _body({"type": "object", "properties": {
-                "comment": {"type": "string", "nullable": True}, "process": {"type": "string", "nullable": True}}},
-                required=False),
-            "responses": {"201": _ok({"type": "object", "required": ["id", "status"]}, "the approval request")}}},
-        "/approvals": {"get": {"summary": "Requests awaiting the caller's decision (?as=submitter: the caller's own)",
-                               "parameters": [_query("as", {"type": "string", "enum": ["approver", "submitter"]})],
-                               "responses": {"200": _ok(_items())}}},
-        "/approvals/delegation": {
-            "get": {"summary": "The caller's delegation", "responses": {"200": _ok(ANY_OBJECT)}},
-            "put": {"summary": "Delegate approvals while away", "requestBody": _body({"type": "object", "properties": {
-                "delegate_to": {"type": "string", "nullable": True},
-                "until": {"type": "string", "format": "date-time", "nullable": True},
-                "comment": {"type": "string", "nullable": True}}}), "responses": {"200": _ok(ANY_OBJECT)}},
-            "delete": {"summary": "End the delegation", "responses": {"200": _ok(ANY_OBJECT)}},
-        },
-        "/approvals/{id}": {"parameters": [id_param], "get": {
-            "summary": "One request with its steps and decisions", "responses": {"200": _ok(ANY_OBJECT)}}},
-        **{f"/approvals/{{id}}/{verb}": {"parameters": [id_param], "post": {
-            "summary": f"{verb.title()} a request", "requestBody": _body(COMMENT_BODY, required=False),
-            "responses": {"200": _ok(ANY_OBJECT)}}} for verb in ("approve", "reject", "recall")},
-        "/notifications": {"get": {"summary": "The caller's notifications and unread count", "parameters": [
-            _query("unread", FLAG), _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
-            _query("before", {"type": "integer", "minimum": 1, "maximum": 2**62})],
-            "responses": {"200": _ok(_items(unread={"type": "integer"}))}}},
-        "/notifications/{id}/read": {"parameters": [_path("id", {"type": "integer", "minimum": 0})], "post": {
-            "summary": "Mark one read", "responses": {"200": _ok(ANY_OBJECT)}}},
-        "/notifications/read_all": {"post": {"summary": "Mark all read", "responses": {"200": _ok(ANY_OBJECT)}}},
         "/admin/outbox": {"get": {"summary": "The outbox (admins)", "parameters": [
             _query("status"), _query("topic"), _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
             _query("before", {"type": "integer", "minimum": 1, "maximum": 2**62})],
             "responses": {"200": _ok(_items())}}},
         "/admin/outbox/{id}/retry": {"parameters": [_path("id", {"type": "integer", "minimum": 0})], "post": {
             "summary": "Retry a dead or skipped row (admins)", "responses": {"200": _ok(ANY_OBJECT)}}},
-        "/admin/webhooks/deliveries": {"get": {"summary": "Webhook deliveries (admins)", "parameters": [
-            _query("key"), _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})],
-            "responses": {"200": _ok(_items())}}},
-        "/reports": {"get": {"summary": "The reports the caller may run", "responses": {"200": _ok(_items())}}},
-        "/reports/{name}": {"parameters": [_path("name"), _query("filter", description="JSON filter (report documents)")],
-                            "get": {"summary": "Run a report", "responses": {"200": _ok(ANY_OBJECT)}}},
-        "/aggregate/{object}": {"parameters": [obj_param], "post": {
-            "summary": "An ad-hoc aggregate", "requestBody": _body({"type": "object", "properties": {
-                "filter": {"description": "JSON filter"}, "group_by": {}, "measures": {}, "sort": {},
-                "limit": {"type": "integer", "minimum": 1}}, "additionalProperties": False}, required=False),
-            "responses": {"200": _ok(ANY_OBJECT)}}},
-        "/plugins": {"get": {"summary": "Installed, archived and available plugins (admins)",
-                             "responses": {"200": _ok(_items())}}},
-        "/plugins/{name}": {"parameters": [_path("name")], "get": {"summary": "One plugin (admins)",
-                                                                   "responses": {"200": _ok(ANY_OBJECT)}}},
-        **{f"/plugins/{{name}}/{verb}": {"parameters": [_path("name"), dry_run], "post": {
-            "summary": f"{verb.title()} a plugin (admins)",
-            "requestBody": _body({"type": "object", "properties": {
-                "dry_run": {"type": "boolean"},
-                **({"purge": {"type": "boolean"}} if verb == "uninstall" else
-                   {"grant": {"type": "array", "items": {"type": "string"}}})},
-                "additionalProperties": False}, required=False),
-            "responses": {"200": _ok(ANY_OBJECT), **({"201": _ok(ANY_OBJECT)} if verb == "install" else {})}}}
-           for verb in ("install", "upgrade", "uninstall")},
-        "/plugins/{name}/settings": {"parameters": [_path("name")], "put": {
-            "summary": "Change settings (null clears one; admins)", "requestBody": _body(ANY_OBJECT),
-            "responses": {"200": _ok(ANY_OBJECT)}}},
     }
 
 
@@ -377,23 +322,19 @@ def _param(param: dict, readable: list[str], pools: list[str]) -> dict:
 
 
 def feature_paths(access: Access) -> dict:
-    """Paths that later features' route modules describe themselves (openapi_paths())."""
-    import importlib
+    """Paths that the generic route modules (records' exports and actions) and every registered
+    feature describe themselves: openapi_paths() or openapi_paths(access) or (runtime, access)."""
     import inspect
 
-    from . import OPTIONAL_ROUTES
+    from . import actions, exports
 
+    describers = [exports.openapi_paths, actions.openapi_paths]
+    describers += [feature.openapi for feature in runtime().features if feature.openapi is not None]
     paths: dict = {}
-    for name in OPTIONAL_ROUTES:
-        try:
-            module = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError:
-            continue
-        describe = getattr(module, "openapi_paths", None)
-        if describe is None:
-            continue
-        params = inspect.signature(describe).parameters
-        _merge(paths, copy.deepcopy(describe(runtime(), access) if len(params) == 2 else describe()))
+    for describe in describers:
+        count = len(inspect.signature(describe).parameters)
+        more = describe() if count == 0 else describe(access) if count == 1 else describe(runtime(), access)
+        _merge(paths, copy.deepcopy(more))
     return paths
 
 

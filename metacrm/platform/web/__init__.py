@@ -1,17 +1,18 @@
 """The generated web UI: server-rendered pages built from the live metadata.
 
-`register(app)` (called by the app factory) builds the `web` blueprint from every page
-registered with `page(...)`, installs the session-cookie principal for the REST API (with
-its CSRF check), and the security headers. Adding a page: docs/web.md.
+`register(app)` (called by the app factory) builds the `web` blueprint from the generic pages
+(registered with `page(...)` by this package's modules) and every registered feature's pages
+(FEATURE.pages), adds the features' templates and navigation, installs the session-cookie
+principal for the REST API (with its CSRF check), and the security headers. Adding a page in
+a feature's own folder: docs/web.md.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 import jinja2
-from flask import Blueprint, Flask, g, redirect, request, session, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, request, session, url_for
 
 from ..errors import CrmError, Forbidden, Unauthorized
 from . import csrf, i18n
@@ -55,19 +56,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
        "form-action 'self'; frame-ancestors 'none'")
 
-# Our page modules; features may import `page` and register theirs the same way.
-PAGE_MODULES = [
-    "metacrm.platform.web.auth_views",
-    "metacrm.platform.web.record_views",
-    "metacrm.platform.web.dashboard",
-    "metacrm.platform.web.admin",
-    "metacrm.platform.web.pool_views",
-    "metacrm.platform.web.approval_views",
-    "metacrm.platform.web.notification_views",
-    "metacrm.platform.web.action_views",
-    "metacrm.platform.web.plugin_views",
-    "metacrm.platform.web.export_views",
-]
+from . import action_views, admin, auth_views, dashboard, export_views, record_views  # noqa: F401  (pages)
 
 
 def _default_nav() -> None:
@@ -79,17 +68,21 @@ def _default_nav() -> None:
 
 
 def register(app: Flask) -> None:
-    for module in PAGE_MODULES:
-        importlib.import_module(module)
     if not any(e.key == "home" for e in nav):
         _default_nav()
+    features = list(app.extensions["metacrm"].features)
 
     bp = Blueprint("web", __name__, template_folder="templates")
     public = set()
-    for p in PAGES:
+    routes = [*PAGES, *(route for f in features if f.pages is not None for route in f.pages)]
+    for p in routes:
         bp.add_url_rule(p.rule, endpoint=p.endpoint, view_func=p.view, methods=list(p.methods))
         if p.public:
             public.add(f"web.{p.endpoint}")
+    entries = {e.key: e for e in nav}
+    for f in features:
+        entries.update({e.key: e for e in f.nav})
+    app.extensions["metacrm.nav"] = list(entries.values())
 
     @bp.before_request
     def before():
@@ -120,9 +113,10 @@ def register(app: Flask) -> None:
                            message=i18n.t(text) if text else exc.message, detail=exc.message if text else None)
 
     app.register_blueprint(bp)
-    if template_folders:
+    folders = [*template_folders, *(f.templates for f in features if f.templates is not None)]
+    if folders:
         app.jinja_loader = jinja2.ChoiceLoader(
-            [app.jinja_loader, *(jinja2.FileSystemLoader(str(p)) for p in template_folders)]
+            [app.jinja_loader, *(jinja2.FileSystemLoader(str(p)) for p in folders)]
         )
     # Globals (not a context processor) so imported macros see them too.
     app.jinja_env.globals.update(t=i18n.t, label=i18n.label, csrf_token=csrf.token, nav_sections=_nav_sections,
@@ -159,7 +153,7 @@ def _nav_sections() -> dict[str, list[dict]]:
     endpoint = request.endpoint or ""
     current_object = (request.view_args or {}).get("object_name")
     sections: dict[str, list[dict]] = {"main": [], "records": [], "admin": []}
-    for entry in sorted(nav, key=lambda e: (e.order, e.key)):
+    for entry in sorted(current_app.extensions.get("metacrm.nav", nav), key=lambda e: (e.order, e.key)):
         try:
             if not entry.visible(access):
                 continue

@@ -6,12 +6,7 @@ from __future__ import annotations
 from .. import actions as shared
 from ..errors import CrmError
 from .core import current_service, notify, page, redirect_to
-from .i18n import add_messages, current_locale, t
-
-add_messages({
-    "en": {"actions.done": "{action}: done.", "actions.failed": "{action}: {message}"},
-    "zh-CN": {"actions.done": "{action}：已完成。", "actions.failed": "{action}：{message}"},
-})
+from .i18n import current_locale, t
 
 
 def record_actions(object_name: str, record: dict) -> list[dict]:

@@ -18,14 +18,7 @@ need it too (they have no acting user).
 
 from __future__ import annotations
 
-import logging
-
 from . import analytics, commission, leads, opportunities, orders, payments
-
-try:  # /api/v1/reports and /aggregate, until platform/api/__init__.py imports every route module itself
-    import metacrm.platform.api.reports  # noqa: F401
-except AssertionError:  # the api blueprint was registered on an app already: routes come from elsewhere
-    logging.getLogger(__name__).debug("report routes not added: the api blueprint is already registered")
 
 MANIFEST = {
     "name": "lead_to_cash",

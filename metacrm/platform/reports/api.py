@@ -11,21 +11,24 @@ from __future__ import annotations
 from flask import g, jsonify, request
 
 from .. import reports
+from ..api import check_text, json_body, parse_json, runtime
 from ..errors import BadRequest
+from ..features import Routes
 from ..records import RecordService
-from . import api, check_text, json_body, parse_json, runtime
+
+routes = Routes()
 
 
 def _service() -> RecordService:
     return RecordService(runtime(), g.principal, source="api")
 
 
-@api.get("/reports")
+@routes.get("/reports")
 def list_reports():
     return jsonify({"items": reports.list_reports(_service())})
 
 
-@api.get("/reports/<name>")
+@routes.get("/reports/<name>")
 def run_report(name: str):
     params = check_text(request.args.to_dict(), "The query")
     if "filter" in params:
@@ -34,9 +37,25 @@ def run_report(name: str):
     return jsonify(reports.run_report(_service(), name, params))
 
 
-@api.post("/aggregate/<object_name>")
+@routes.post("/aggregate/<object_name>")
 def aggregate(object_name: str):
     body = json_body({})
     if not isinstance(body, dict):
         raise BadRequest("The aggregate must be a JSON object.", code="bad_report")
     return jsonify(reports.aggregate(_service(), object_name, body))
+
+
+def openapi_paths(access) -> dict:
+    """The OpenAPI paths of these routes (merged into /api/v1/openapi.json)."""
+    from ..api.openapi import ANY_OBJECT, _body, _items, _ok, _path, _query
+    obj_param = _path("object")
+    return {
+        "/reports": {"get": {"summary": "The reports the caller may run", "responses": {"200": _ok(_items())}}},
+        "/reports/{name}": {"parameters": [_path("name"), _query("filter", description="JSON filter (report documents)")],
+                            "get": {"summary": "Run a report", "responses": {"200": _ok(ANY_OBJECT)}}},
+        "/aggregate/{object}": {"parameters": [obj_param], "post": {
+            "summary": "An ad-hoc aggregate", "requestBody": _body({"type": "object", "properties": {
+                "filter": {"description": "JSON filter"}, "group_by": {}, "measures": {}, "sort": {},
+                "limit": {"type": "integer", "minimum": 1}}, "additionalProperties": False}, required=False),
+            "responses": {"200": _ok(ANY_OBJECT)}}},
+    }

@@ -6,8 +6,11 @@ from __future__ import annotations
 from flask import g, jsonify, request
 
 from .. import pools
+from ..api import json_body, parse_json, runtime
 from ..errors import BadRequest
-from . import api, json_body, parse_json, runtime
+from ..features import Routes
+
+routes = Routes()
 
 
 def _body() -> dict:
@@ -17,12 +20,12 @@ def _body() -> dict:
     return body
 
 
-@api.get("/pools")
+@routes.get("/pools")
 def list_pools():
     return jsonify({"items": pools.list_pools(runtime(), g.principal, g.principal.locale)})
 
 
-@api.get("/pools/<pool_name>/records")
+@routes.get("/pools/<pool_name>/records")
 def pool_records(pool_name: str):
     raw_filter = request.args.get("filter")
     flt = parse_json(raw_filter, "filter", "bad_filter") if raw_filter else None
@@ -39,23 +42,23 @@ def pool_records(pool_name: str):
     return jsonify({"items": items, "next_cursor": cursor})
 
 
-@api.post("/pools/<pool_name>/claim")
+@routes.post("/pools/<pool_name>/claim")
 def claim(pool_name: str):
     return jsonify(pools.claim(runtime(), g.principal, pool_name, _body().get("ids")))
 
 
-@api.post("/pools/<pool_name>/assign")
+@routes.post("/pools/<pool_name>/assign")
 def assign(pool_name: str):
     body = _body()
     return jsonify(pools.assign(runtime(), g.principal, pool_name, body.get("ids"), body.get("user")))
 
 
-@api.post("/records/<object_name>/<record_id>/release")
+@routes.post("/records/<object_name>/<record_id>/release")
 def release(object_name: str, record_id: str):
     return jsonify(pools.release(runtime(), g.principal, object_name, record_id, _body().get("reason")))
 
 
-@api.get("/records/<object_name>/<record_id>/recycle")
+@routes.get("/records/<object_name>/<record_id>/recycle")
 def recycle_date(object_name: str, record_id: str):
     return jsonify(pools.recycle_info(runtime(), g.principal, object_name, record_id))
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from .. import dedup
+from ..api import json_body, runtime
 from ..errors import BadRequest
+from ..features import Routes
 from ..records import RecordService
-from . import api, json_body, runtime
+
+routes = Routes()
 
 WRAPPERS = ("record", "values")
 
@@ -16,7 +19,7 @@ def _service() -> RecordService:
     return RecordService(runtime(), g.principal, source="api")
 
 
-@api.post("/records/<object_name>/duplicates")
+@routes.post("/records/<object_name>/duplicates")
 def check_duplicates(object_name: str):
     """Body: the payload bare, {"record": {...}}, {"values": {...}} or {"id": "..."}."""
     body = json_body()
@@ -36,7 +39,7 @@ def check_duplicates(object_name: str):
     return jsonify({"matches": matches})
 
 
-@api.post("/records/<object_name>/<record_id>/merge")
+@routes.post("/records/<object_name>/<record_id>/merge")
 def merge_records(object_name: str, record_id: str):
     """Body: {"losers": [ids], "values": {field: value | {"from": id}}}."""
     body = json_body()

@@ -24,10 +24,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from ..metadata.model import FieldDef, ObjectDef, label_text
-from . import filters as flt
-from . import schemas
-from .errors import BadRequest, Forbidden, NotFound
+from ...metadata.model import FieldDef, ObjectDef, label_text
+from .. import filters as flt
+from .. import schemas
+from ..errors import BadRequest, Forbidden, NotFound
 
 PERIODS = ("day", "week", "month", "quarter", "year")
 FUNCTIONS = ("count", "sum", "avg", "min", "max")
@@ -510,3 +510,13 @@ def run_report(service, name: str, params: Mapping[str, Any] | None = None) -> d
         result.setdefault("label", label_text(entry.get("label"), service.principal.locale, name))
         result.setdefault("kind", "plugin")
     return result
+
+
+def register(runtime) -> None:
+    runtime.features.add(FEATURE)
+
+
+from ..features import Feature
+from . import api
+
+FEATURE = Feature("reports", api=api.routes, openapi=api.openapi_paths)

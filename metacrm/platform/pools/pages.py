@@ -11,20 +11,22 @@ from flask import request, url_for
 
 from .. import pools
 from ..errors import BadRequest, Conflict, CrmError, NotFound
-from . import display, forms
-from .core import (
+from ..features import Routes
+from ..web import display, forms
+from ..web.core import (
     NavEntry,
-    add_nav,
     current_principal,
     current_service,
     notify,
-    page,
     redirect_to,
     render_page,
     runtime,
     wants_form_value,
 )
-from .i18n import current_locale, t
+from ..web.i18n import current_locale, t
+
+routes = Routes()
+page = routes.page
 
 PAGE_SIZE = 25
 LIMIT_CODES = ("not_in_pool", "reclaim_cooldown", "max_held", "max_per_day", "not_found")
@@ -196,6 +198,9 @@ def _release_possible(access) -> bool:
     return bool(pools.pools_by_object(access.registry).get(name))
 
 
-add_nav(NavEntry("pools", "nav.pools", "web.pool_list", order=50, visible=_member_of_any))
-add_nav(NavEntry("pool_release", "pools.release", "web.pool_list", section="record_actions",
-                 visible=_release_possible))
+# Navigation this feature adds (FEATURE.nav).
+NAV = (
+    NavEntry("pools", "nav.pools", "web.pool_list", order=50, visible=_member_of_any),
+    NavEntry("pool_release", "pools.release", "web.pool_list", section="record_actions",
+                     visible=_release_possible),
+)

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 
-from ...plugins import install as plugins
-from ..errors import BadRequest, Forbidden
-from ..security import Access
-from . import api, json_body, runtime
+from ..platform.api import json_body, runtime
+from ..platform.errors import BadRequest, Forbidden
+from ..platform.features import Routes
+from ..platform.security import Access
+from . import install as plugins
+
+routes = Routes()
 
 
 def _require_admin() -> None:
@@ -47,19 +50,19 @@ def _options(*names: str) -> dict:
     return body
 
 
-@api.get("/plugins")
+@routes.get("/plugins")
 def list_plugins():
     _require_admin()
     return jsonify({"items": plugins.list_plugins(runtime())})
 
 
-@api.get("/plugins/<name>")
+@routes.get("/plugins/<name>")
 def show_plugin(name: str):
     _require_admin()
     return jsonify(plugins.show(runtime(), name))
 
 
-@api.post("/plugins/<name>/install")
+@routes.post("/plugins/<name>/install")
 def install_plugin(name: str):
     _require_admin()
     opts = _options("grant", "dry_run")
@@ -67,14 +70,14 @@ def install_plugin(name: str):
     return jsonify(result), 200 if result["dry_run"] else 201
 
 
-@api.post("/plugins/<name>/upgrade")
+@routes.post("/plugins/<name>/upgrade")
 def upgrade_plugin(name: str):
     _require_admin()
     opts = _options("grant", "dry_run")
     return jsonify(plugins.upgrade(runtime(), name, grant=opts.get("grant", []), dry_run=opts.get("dry_run", False)))
 
 
-@api.post("/plugins/<name>/uninstall")
+@routes.post("/plugins/<name>/uninstall")
 def uninstall_plugin(name: str):
     _require_admin()
     opts = _options("purge", "dry_run")
@@ -82,10 +85,34 @@ def uninstall_plugin(name: str):
                                      dry_run=opts.get("dry_run", False)))
 
 
-@api.put("/plugins/<name>/settings")
+@routes.put("/plugins/<name>/settings")
 def plugin_settings(name: str):
     _require_admin()
     body = json_body({}) or {}
     if not isinstance(body, dict):
         raise BadRequest("Send {\"setting\": value, ...}.", code="bad_body")
     return jsonify({"settings": plugins.set_settings(runtime(), name, body)})
+
+
+def openapi_paths(access) -> dict:
+    """The OpenAPI paths of these routes (merged into /api/v1/openapi.json)."""
+    from ..platform.api.openapi import ANY_OBJECT, FLAG, _body, _items, _ok, _path, _query
+    dry_run = _query("dry_run", FLAG, "1: return the diff only")
+    return {
+        "/plugins": {"get": {"summary": "Installed, archived and available plugins (admins)",
+                             "responses": {"200": _ok(_items())}}},
+        "/plugins/{name}": {"parameters": [_path("name")], "get": {"summary": "One plugin (admins)",
+                                                                   "responses": {"200": _ok(ANY_OBJECT)}}},
+        **{f"/plugins/{{name}}/{verb}": {"parameters": [_path("name"), dry_run], "post": {
+            "summary": f"{verb.title()} a plugin (admins)",
+            "requestBody": _body({"type": "object", "properties": {
+                "dry_run": {"type": "boolean"},
+                **({"purge": {"type": "boolean"}} if verb == "uninstall" else
+                   {"grant": {"type": "array", "items": {"type": "string"}}})},
+                "additionalProperties": False}, required=False),
+            "responses": {"200": _ok(ANY_OBJECT), **({"201": _ok(ANY_OBJECT)} if verb == "install" else {})}}}
+           for verb in ("install", "upgrade", "uninstall")},
+        "/plugins/{name}/settings": {"parameters": [_path("name")], "put": {
+            "summary": "Change settings (null clears one; admins)", "requestBody": _body(ANY_OBJECT),
+            "responses": {"200": _ok(ANY_OBJECT)}}},
+    }

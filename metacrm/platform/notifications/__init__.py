@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 import smtplib
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 
-from . import db, outbox
-from .clock import utcnow
-from .storage import UtcDateTime
+from .. import db, outbox
+from ..clock import utcnow
+from ..storage import UtcDateTime
 
 log = logging.getLogger("metacrm.notifications")
 
@@ -185,6 +186,15 @@ def exists_for(runtime: Any, user_id: str, notification_id: int) -> bool:
 
 
 def register(runtime: Any) -> None:
+    runtime.features.add(FEATURE)
     ensure_tables(runtime.engine, TABLES)
     outbox.register_handler("notify", handle_notify, batch=True)
     outbox.register_handler("email", handle_email)
+
+
+from ..features import Feature
+from . import api, pages
+
+HERE = Path(__file__).resolve().parent
+FEATURE = Feature("notifications", api=api.routes, pages=pages.routes, nav=pages.NAV, templates=HERE / "templates",
+                  messages=HERE / "messages", openapi=api.openapi_paths)

@@ -8,86 +8,18 @@ from typing import Any
 
 from flask import request, url_for
 
-from ...metadata.model import label_text
-from ...plugins import install as plugins
-from ..errors import CrmError, Forbidden, NotFound
-from .admin import _storage_lines
-from .core import NavEntry, add_nav, current_access, notify, page, redirect_to, render_page, runtime
-from .i18n import add_messages, current_locale, t
+from ..metadata.model import label_text
+from ..platform.errors import CrmError, Forbidden, NotFound
+from ..platform.features import Routes
+from ..platform.web.admin import _storage_lines
+from ..platform.web.core import NavEntry, current_access, notify, redirect_to, render_page, runtime
+from ..platform.web.i18n import current_locale, t
+from . import install as plugins
+
+routes = Routes()
+page = routes.page
 
 ACTIONS = ("install", "upgrade", "uninstall")
-
-add_messages({
-    "en": {
-        "nav.admin_plugins": "Plugins",
-        "plugins.title": "Plugins",
-        "plugins.intro": "Plugins found in the installed Python packages, and those installed here.",
-        "plugins.none": "No plugins found.",
-        "plugins.name": "Plugin",
-        "plugins.installed_version": "Installed",
-        "plugins.available_version": "Available",
-        "plugins.status": "Status",
-        "plugins.granted": "Granted permissions",
-        "plugins.error": "Load error",
-        "plugins.actions": "Actions",
-        "plugins.status_installed": "Installed",
-        "plugins.status_archived": "Uninstalled (data kept)",
-        "plugins.status_available": "Available",
-        "plugins.incompatible": "Not compatible with this version of metaCRM",
-        "plugins.install": "Install",
-        "plugins.upgrade": "Upgrade",
-        "plugins.uninstall": "Uninstall",
-        "plugins.purge": "Purge data",
-        "plugins.confirm_title": "{action}: {name}",
-        "plugins.confirm_intro": "Nothing has been changed yet. Check what this will do, then confirm.",
-        "plugins.version_change": "Version",
-        "plugins.no_changes": "No metadata or storage changes.",
-        "plugins.permissions": "Requested permissions",
-        "plugins.permissions_help": "Tick the permissions to grant to the plugin.",
-        "plugins.no_permissions": "This plugin asks for no permissions.",
-        "plugins.purge_plan": "Data that will be dropped",
-        "plugins.warnings": "Warnings",
-        "plugins.confirm": "Confirm",
-        "plugins.cancel": "Cancel",
-        "plugins.done": "{action}: {name} done.",
-        "plugins.failed": "{action} {name}: {message}",
-    },
-    "zh-CN": {
-        "nav.admin_plugins": "插件",
-        "plugins.title": "插件",
-        "plugins.intro": "已安装的 Python 包中发现的插件，以及本系统已安装的插件。",
-        "plugins.none": "未发现插件。",
-        "plugins.name": "插件",
-        "plugins.installed_version": "已安装版本",
-        "plugins.available_version": "可用版本",
-        "plugins.status": "状态",
-        "plugins.granted": "已授予的权限",
-        "plugins.error": "加载错误",
-        "plugins.actions": "操作",
-        "plugins.status_installed": "已安装",
-        "plugins.status_archived": "已卸载（数据保留）",
-        "plugins.status_available": "可安装",
-        "plugins.incompatible": "与当前 metaCRM 版本不兼容",
-        "plugins.install": "安装",
-        "plugins.upgrade": "升级",
-        "plugins.uninstall": "卸载",
-        "plugins.purge": "清除数据",
-        "plugins.confirm_title": "{action}：{name}",
-        "plugins.confirm_intro": "尚未做任何更改。请核对将要进行的变更，然后确认。",
-        "plugins.version_change": "版本",
-        "plugins.no_changes": "没有元数据或存储变更。",
-        "plugins.permissions": "请求的权限",
-        "plugins.permissions_help": "勾选要授予插件的权限。",
-        "plugins.no_permissions": "此插件不请求任何权限。",
-        "plugins.purge_plan": "将被删除的数据",
-        "plugins.warnings": "警告",
-        "plugins.confirm": "确认",
-        "plugins.cancel": "取消",
-        "plugins.done": "{action}：{name} 已完成。",
-        "plugins.failed": "{action} {name}：{message}",
-    },
-})
-
 
 def _require_admin() -> None:
     if not current_access().is_admin:
@@ -188,5 +120,8 @@ def admin_plugin_apply(name: str, action: str):
     return redirect_to("web.admin_plugins")
 
 
-add_nav(NavEntry("admin_plugins", "nav.admin_plugins", "web.admin_plugins", section="admin", order=30,
-                 visible=lambda access: access.is_admin))
+# Navigation this feature adds (FEATURE.nav).
+NAV = (
+    NavEntry("admin_plugins", "nav.admin_plugins", "web.admin_plugins", section="admin", order=30,
+                     visible=lambda access: access.is_admin),
+)

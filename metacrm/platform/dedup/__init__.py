@@ -35,11 +35,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from ..metadata.registry import Registry
-from . import normalize
-from .errors import BadRequest, DuplicateBlocked, Forbidden, NotFound
-from .filters import FilterContext, FilterError, compile_predicate, compile_sql
-from .storage import COLUMN_PROVIDERS, ExtraColumn
+from ...metadata.registry import Registry
+from .. import normalize
+from ..errors import BadRequest, DuplicateBlocked, Forbidden, NotFound
+from ..filters import FilterContext, FilterError, compile_predicate, compile_sql
+from ..storage import COLUMN_PROVIDERS, ExtraColumn
 
 log = logging.getLogger(__name__)
 
@@ -677,7 +677,7 @@ def merge(service, object_name: str, survivor_id: str, losers: list, values: dic
     pointing at a loser) move to the survivor through system_update; both sides get a
     "merge" history entry; losers go to the recycle bin.
     """
-    from . import schemas
+    from .. import schemas
 
     obj = service.obj(object_name)
     values = values or {}
@@ -739,18 +739,6 @@ def merge(service, object_name: str, survivor_id: str, losers: list, values: dic
 # --- registration --------------------------------------------------------------------------
 
 
-def _load_routes(*names: str) -> None:
-    """Make sure our REST routes are on the api blueprint (api/__init__ may not list them)."""
-    import importlib
-
-    for name in names:
-        module_name = f"metacrm.platform.api.{name}"
-        try:
-            importlib.import_module(module_name)
-        except Exception:  # e.g. the blueprint is already registered on an app
-            log.warning("could not load the routes of %s", module_name, exc_info=True)
-
-
 if key_columns not in COLUMN_PROVIDERS:
     COLUMN_PROVIDERS.append(key_columns)
 
@@ -760,4 +748,10 @@ def register(runtime) -> None:
         COLUMN_PROVIDERS.append(key_columns)
     runtime.hooks.register("before_save", before_save, name="dedup.rules", order=HOOK_ORDER)
     runtime.extensions.setdefault("after_apply", {})["dedup"] = after_apply
-    _load_routes("dedup", "imports")
+    runtime.features.add(FEATURE)
+
+
+from ..features import Feature
+from . import api
+
+FEATURE = Feature("dedup", api=api.routes, openapi=api.openapi_paths)

@@ -7,19 +7,21 @@ from flask import url_for
 
 from .. import notifications
 from ..errors import NotFound
-from . import display
-from .core import (
+from ..features import Routes
+from ..web import display
+from ..web.core import (
     NavEntry,
-    add_nav,
     current_principal,
     current_service,
     notify,
-    page,
     redirect_to,
     render_page,
     runtime,
 )
-from .i18n import t
+from ..web.i18n import t
+
+routes = Routes()
+page = routes.page
 
 LIMIT = 50
 
@@ -68,4 +70,9 @@ def notification_read_all():
 
 
 # The header's bell: its text is the unread count (base.html shows it as a badge).
-add_nav(NavEntry("notifications", lambda: str(unread_count()), "web.notification_list", section="bell"))
+
+
+# Navigation this feature adds (FEATURE.nav).
+NAV = (
+    NavEntry("notifications", lambda: str(unread_count()), "web.notification_list", section="bell"),
+)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 
-from .. import importer
+from .. import imports as importer
+from ..api import check_text, runtime
 from ..errors import BadRequest
+from ..features import Routes
 from ..records import RecordService
-from . import api, check_text, runtime
+
+routes = Routes()
 
 TRUE = ("1", "true", "yes", "on")
 
@@ -29,7 +32,7 @@ def _upload() -> tuple[bytes, str | None]:
     return request.get_data(cache=False), fmt
 
 
-@api.post("/records/<object_name>/import")
+@routes.post("/records/<object_name>/import")
 def import_records(object_name: str):
     data, fmt = _upload()
     if not data.strip():
@@ -56,7 +59,7 @@ def import_records(object_name: str):
     return jsonify(report)
 
 
-@api.get("/jobs/<job_id>")
+@routes.get("/jobs/<job_id>")
 def job(job_id: str):
     return jsonify(importer.job_status(runtime(), g.principal, job_id))
 

@@ -32,12 +32,12 @@ from typing import Any
 import sqlalchemy as sa
 from marshmallow import ValidationError
 
-from . import db, dedup, schemas
-from .clock import utcnow
-from .errors import BadRequest, CrmError, Forbidden, NotFound
-from .records import RecordService
-from .security import Access, Principal
-from .storage import UtcDateTime
+from .. import db, dedup, schemas
+from ..clock import utcnow
+from ..errors import BadRequest, CrmError, Forbidden, NotFound
+from ..records import RecordService
+from ..security import Access, Principal
+from ..storage import UtcDateTime
 
 log = logging.getLogger(__name__)
 
@@ -480,3 +480,13 @@ def wait_for(job_id: str, timeout: float | None = None) -> None:
     thread = _threads.get(job_id)
     if thread is not None:
         thread.join(timeout)
+
+
+def register(runtime) -> None:
+    runtime.features.add(FEATURE)
+
+
+from ..features import Feature
+from . import api, cli
+
+FEATURE = Feature("imports", api=api.routes, openapi=api.openapi_paths, cli=cli.register_cli)

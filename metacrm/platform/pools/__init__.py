@@ -36,20 +36,21 @@ from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from ..metadata.model import is_valid_name, label_text
-from ..metadata.registry import Registry
-from . import db
-from .clock import utcnow
-from .computed import next_sequence
-from .errors import BadRequest, Conflict, Forbidden, NotFound
-from .filters import FilterContext, FilterError, compile_predicate, compile_sql, referenced_fields
-from .records import RecordService
-from .security import Access, Principal
-from .storage import UtcDateTime
+from ...metadata.model import is_valid_name, label_text
+from ...metadata.registry import Registry
+from .. import db
+from ..clock import utcnow
+from ..computed import next_sequence
+from ..errors import BadRequest, Conflict, Forbidden, NotFound
+from ..filters import FilterContext, FilterError, compile_predicate, compile_sql, referenced_fields
+from ..records import RecordService
+from ..security import Access, Principal
+from ..storage import UtcDateTime
 
 log = logging.getLogger(__name__)
 
@@ -899,7 +900,7 @@ def _outbox_insert(runtime):
 
 def _kick_outbox(runtime, tx) -> None:
     try:
-        from . import outbox
+        from .. import outbox
     except ImportError:  # the dispatcher is another module's; rows wait for it
         return
     box = getattr(outbox, "outbox", None)
@@ -938,7 +939,12 @@ def register(runtime) -> None:
     runtime.hooks.register("after_save", extend_protection, name="pools.protection", order=30)
     if not any(name == "pool_recycle" for name, _ in runtime.sweeps):
         runtime.sweeps.append(("pool_recycle", recycle_sweep))
-    from .dedup import _load_routes
+    runtime.features.add(FEATURE)
 
-    _load_routes("pools")
 
+from ..features import Feature
+from . import api, pages
+
+HERE = Path(__file__).resolve().parent
+FEATURE = Feature("pools", api=api.routes, pages=pages.routes, nav=pages.NAV, templates=HERE / "templates",
+                  messages=HERE / "messages", openapi=api.openapi_paths)

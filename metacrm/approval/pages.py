@@ -7,22 +7,24 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import request, url_for
 
-from ...approval import engine
-from ..errors import CrmError
-from . import display, forms
-from .core import (
+from ..platform.errors import CrmError
+from ..platform.features import Routes
+from ..platform.web import display, forms
+from ..platform.web.core import (
     NavEntry,
-    add_nav,
     current_principal,
     current_service,
     notify,
-    page,
     redirect_to,
     render_page,
     runtime,
     wants_form_value,
 )
-from .i18n import current_locale, t
+from ..platform.web.i18n import current_locale, t
+from . import engine
+
+routes = Routes()
+page = routes.page
 
 STATUSES = ("pending", "approved", "rejected", "recalled", "skipped", "closed", "not_reached", "no_response",
             "delegated")
@@ -195,6 +197,9 @@ def _submit_possible(access) -> bool:
     return bool(name and engine.processes_for(access.registry, name) and access.can(name, "edit"))
 
 
-add_nav(NavEntry("approvals", _nav_label, "web.approval_inbox", order=55))
-add_nav(NavEntry("approval_submit", "approvals.submit", "web.approval_inbox", section="record_actions",
-                 visible=_submit_possible))
+# Navigation this feature adds (FEATURE.nav).
+NAV = (
+    NavEntry("approvals", _nav_label, "web.approval_inbox", order=55),
+    NavEntry("approval_submit", "approvals.submit", "web.approval_inbox", section="record_actions",
+                     visible=_submit_possible),
+)

@@ -25,10 +25,10 @@ def register_cli(main: click.Group) -> None:
     def import_command(object_name: str, file: str, key: str | None, dry_run: bool, batch_size: int,
                        fmt: str | None, report_path: str | None) -> None:
         """Import a CSV (with a header) or JSON array of OBJECT records, as the platform itself."""
-        from . import importer
-        from .cli import _runtime
-        from .errors import CrmError
-        from .security import Principal
+        from .. import imports as importer
+        from ..cli import _runtime
+        from ..errors import CrmError
+        from ..security import Principal
 
         path = Path(file)
         if fmt is None and path.suffix.lower() in (".csv", ".json", ".tsv"):
