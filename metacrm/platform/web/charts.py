@@ -14,32 +14,31 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from babel import numbers as babel_numbers
 from markupsafe import Markup, escape
 
-from .display import group_digits
+from ..i18n import babel_locale, format_number
+from .i18n import current_locale
 
 SERIES_COLOURS = 8
 WIDTH = 420
 
 
 def number_text(value: Decimal | float, fmt: str = "count") -> str:
+    """A value as the reader's locale writes it: money with two decimals, counts without."""
     if fmt == "money":
-        value = Decimal(str(value)).quantize(Decimal("0.01"))
-        return group_digits(str(value))
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        value = int(value)
-    return group_digits(str(value))
+        return format_number(Decimal(str(value)).quantize(Decimal("0.01")), current_locale(), 2)
+    number = Decimal(str(value))
+    return format_number(number, current_locale(), 0 if number == number.to_integral_value() else None)
 
 
 def short_number(value: Decimal | float) -> str:
-    """12 500 000 -> 12.5M: axis and bar labels stay short."""
+    """12 500 000 -> 12.5M (1250万 in Chinese): axis and bar labels stay short."""
     number = Decimal(str(value))
-    for limit, suffix in ((Decimal(10) ** 9, "B"), (Decimal(10) ** 6, "M"), (Decimal(10) ** 3, "k")):
-        if abs(number) >= limit:
-            scaled = (number / limit).quantize(Decimal("0.1"))
-            text = str(scaled).rstrip("0").rstrip(".")
-            return f"{text}{suffix}"
-    return number_text(number)
+    if abs(number) < 1000:
+        return number_text(number)
+    return babel_numbers.format_compact_decimal(number, format_type="short", fraction_digits=1,
+                                                locale=babel_locale(current_locale()))
 
 
 def _nice_max(value: float) -> float:

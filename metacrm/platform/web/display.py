@@ -13,7 +13,7 @@ from flask import url_for
 from ...metadata.model import FieldDef, ObjectDef, label_text
 from ..errors import CrmError
 from ..records import RecordService
-from .i18n import current_locale, t
+from .i18n import current_locale, format_date, format_datetime, format_number, format_percent, t
 
 _IDENTIFIER = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
 
@@ -66,9 +66,8 @@ def group_digits(text: str) -> str:
 
 
 def datetime_text(value: str) -> str:
-    """'2024-05-01T09:30:00Z' -> '2024-05-01 09:30' (UTC)."""
-    text = str(value).replace("T", " ").rstrip("Z")
-    return text[:16]
+    """'2024-05-01T09:30:00Z' -> 'May 1, 2024 09:30' / '2024年5月1日 09:30' (UTC), per locale."""
+    return format_datetime(value, current_locale())
 
 
 class Names:
@@ -161,16 +160,17 @@ def show(fdef: FieldDef, value: Any, names: Names | None = None, record: dict | 
     if vtype == "multipicklist":
         items = tuple(option_label(fdef, v) for v in value) if isinstance(value, list) else (str(value),)
         return Shown(", ".join(items), kind="tags", items=items)
+    locale = current_locale()
     if vtype in ("decimal", "currency"):
-        return Shown(group_digits(str(value)), kind="number")
+        return Shown(format_number(value, locale, getattr(fdef, "scale", None)), kind="number")
     if vtype == "percent":
-        return Shown(f"{value}%", kind="number")
+        return Shown(format_percent(value, locale), kind="number")
     if vtype == "integer":
-        return Shown(str(value), kind="number")
+        return Shown(format_number(value, locale, 0), kind="number")
     if vtype == "datetime":
-        return Shown(datetime_text(value), kind="date")
+        return Shown(format_datetime(value, locale), kind="date")
     if vtype == "date":
-        return Shown(str(value), kind="date")
+        return Shown(format_date(value, locale), kind="date")
     if vtype == "email":
         return Shown(str(value), f"mailto:{value}", "mail")
     if vtype == "phone":
