@@ -22,7 +22,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "metacrm"
 MAX_LINES = 500
 LONG_MODULES: dict[str, str] = {
     "platform/pools/__init__.py": "to be split by concern",
-    "platform/dedup/__init__.py": "to be split by concern",
     "platform/records.py": "to be split by concern",
     "platform/filters.py": "to be split by concern",
     "approval/engine.py": "to be split by concern",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from .. import dedup
 from ..api import json_body, runtime
 from ..errors import BadRequest
 from ..features import Routes
 from ..records import RecordService
+from .checks import check
+from .merging import merge
 
 routes = Routes()
 
@@ -28,14 +29,14 @@ def check_duplicates(object_name: str):
     svc = _service()
     obj = svc.obj(object_name)
     if set(body) == {"id"}:
-        matches = dedup.check(svc, object_name, record_id=str(body["id"]))
+        matches = check(svc, object_name, record_id=str(body["id"]))
     else:
         record = body
         if len(body) == 1:
             (key, value), = body.items()
             if key in WRAPPERS and isinstance(value, dict) and key not in obj.fields:
                 record = value
-        matches = dedup.check(svc, object_name, record=record)
+        matches = check(svc, object_name, record=record)
     return jsonify({"matches": matches})
 
 
@@ -45,7 +46,7 @@ def merge_records(object_name: str, record_id: str):
     body = json_body()
     if not isinstance(body, dict):
         raise BadRequest("Send {\"losers\": [...], \"values\": {...}}.", code="bad_request")
-    result = dedup.merge(_service(), object_name, record_id, body.get("losers"), body.get("values") or {})
+    result = merge(_service(), object_name, record_id, body.get("losers"), body.get("values") or {})
     return jsonify(result)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 
-from .. import imports as importer
 from ..api import check_text, runtime
 from ..errors import BadRequest
 from ..features import Routes
 from ..records import RecordService
+from .jobs import ASYNC_THRESHOLD, job_status, start_job
+from .parsing import parse
+from .run import DEFAULT_BATCH, import_parsed, prepare
 
 routes = Routes()
 
@@ -37,31 +39,31 @@ def import_records(object_name: str):
     data, fmt = _upload()
     if not data.strip():
         raise BadRequest("Send a JSON array of records or a CSV file with a header.", code="empty_file")
-    parsed = importer.parse(data, fmt)
+    parsed = parse(data, fmt)
     check_text([values for _, values in parsed.rows if isinstance(values, dict)], "The file")
     options = {**parsed.options, **{k: v for k, v in request.args.items()}}
     key = options.get("key") or None
     dry_run = _flag(options.get("dry_run"))
     try:
-        batch_size = int(options.get("batch_size") or importer.DEFAULT_BATCH)
+        batch_size = int(options.get("batch_size") or DEFAULT_BATCH)
     except (TypeError, ValueError):
         raise BadRequest("batch_size must be an integer.", fields={"batch_size": ["Not an integer."]}) from None
     rt = runtime()
-    importer.prepare(RecordService(rt, g.principal, source="import"), object_name, parsed, key)
+    prepare(RecordService(rt, g.principal, source="import"), object_name, parsed, key)
     asked = options.get("async")
-    background = _flag(asked) if asked is not None else len(parsed.rows) > importer.ASYNC_THRESHOLD
+    background = _flag(asked) if asked is not None else len(parsed.rows) > ASYNC_THRESHOLD
     if background:
-        job_id = importer.start_job(rt, g.principal, object_name, parsed, key=key, dry_run=dry_run,
-                                    batch_size=batch_size)
+        job_id = start_job(rt, g.principal, object_name, parsed, key=key, dry_run=dry_run,
+                           batch_size=batch_size)
         return jsonify({"job": job_id, "status": "queued", "url": f"/api/v1/jobs/{job_id}"}), 202
-    report = importer.import_parsed(rt, g.principal, object_name, parsed, key=key, dry_run=dry_run,
-                                    batch_size=batch_size)
+    report = import_parsed(rt, g.principal, object_name, parsed, key=key, dry_run=dry_run,
+                           batch_size=batch_size)
     return jsonify(report)
 
 
 @routes.get("/jobs/<job_id>")
 def job(job_id: str):
-    return jsonify(importer.job_status(runtime(), g.principal, job_id))
+    return jsonify(job_status(runtime(), g.principal, job_id))
 
 
 def openapi_paths() -> dict:

@@ -8,6 +8,11 @@ from pathlib import Path
 
 import click
 
+from ..errors import CrmError
+from ..security import Principal
+from .parsing import parse
+from .run import import_parsed
+
 MAX_LISTED = 20
 
 
@@ -25,10 +30,8 @@ def register_cli(main: click.Group) -> None:
     def import_command(object_name: str, file: str, key: str | None, dry_run: bool, batch_size: int,
                        fmt: str | None, report_path: str | None) -> None:
         """Import a CSV (with a header) or JSON array of OBJECT records, as the platform itself."""
-        from .. import imports as importer
+        # not at the top: platform/cli registers the features' commands while it is being imported
         from ..cli import _runtime
-        from ..errors import CrmError
-        from ..security import Principal
 
         path = Path(file)
         if fmt is None and path.suffix.lower() in (".csv", ".json", ".tsv"):
@@ -36,7 +39,7 @@ def register_cli(main: click.Group) -> None:
         runtime = _runtime()
         principal = Principal.system()
         try:
-            parsed = importer.parse(path.read_bytes(), fmt)
+            parsed = parse(path.read_bytes(), fmt)
             with click.progressbar(length=max(len(parsed.rows), 1), label=f"importing {object_name}",
                                    file=sys.stderr, show_pos=True) as bar:
                 seen = [0]
@@ -45,8 +48,8 @@ def register_cli(main: click.Group) -> None:
                     bar.update(done - seen[0])
                     seen[0] = done
 
-                report = importer.import_parsed(runtime, principal, object_name, parsed, key=key,
-                                                dry_run=dry_run, batch_size=batch_size, progress=progress)
+                report = import_parsed(runtime, principal, object_name, parsed, key=key,
+                                       dry_run=dry_run, batch_size=batch_size, progress=progress)
         except CrmError as exc:
             details = "; ".join(f"{name}: {', '.join(map(str, msgs))}" for name, msgs in exc.fields.items())
             click.echo(f"import failed: {exc.message}" + (f" ({details})" if details else ""), err=True)
