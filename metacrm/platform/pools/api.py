@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 
-from .. import pools
 from ..api import json_body, parse_json, runtime
 from ..errors import BadRequest
 from ..features import Routes
+from . import browsing, claims, recycle
 
 routes = Routes()
 
@@ -22,7 +22,7 @@ def _body() -> dict:
 
 @routes.get("/pools")
 def list_pools():
-    return jsonify({"items": pools.list_pools(runtime(), g.principal, g.principal.locale)})
+    return jsonify({"items": browsing.list_pools(runtime(), g.principal, g.principal.locale)})
 
 
 @routes.get("/pools/<pool_name>/records")
@@ -35,7 +35,7 @@ def pool_records(pool_name: str):
     except ValueError:
         raise BadRequest("limit must be an integer.", fields={"limit": ["Not an integer."]}) from None
     fields = [f.strip() for f in request.args.get("fields", "").split(",") if f.strip()] or None
-    items, cursor = pools.list_records(
+    items, cursor = browsing.list_records(
         runtime(), g.principal, pool_name, filter=flt, sort=request.args.get("sort"), fields=fields,
         limit=limit, cursor=request.args.get("cursor"),
     )
@@ -44,23 +44,23 @@ def pool_records(pool_name: str):
 
 @routes.post("/pools/<pool_name>/claim")
 def claim(pool_name: str):
-    return jsonify(pools.claim(runtime(), g.principal, pool_name, _body().get("ids")))
+    return jsonify(claims.claim(runtime(), g.principal, pool_name, _body().get("ids")))
 
 
 @routes.post("/pools/<pool_name>/assign")
 def assign(pool_name: str):
     body = _body()
-    return jsonify(pools.assign(runtime(), g.principal, pool_name, body.get("ids"), body.get("user")))
+    return jsonify(claims.assign(runtime(), g.principal, pool_name, body.get("ids"), body.get("user")))
 
 
 @routes.post("/records/<object_name>/<record_id>/release")
 def release(object_name: str, record_id: str):
-    return jsonify(pools.release(runtime(), g.principal, object_name, record_id, _body().get("reason")))
+    return jsonify(claims.release(runtime(), g.principal, object_name, record_id, _body().get("reason")))
 
 
 @routes.get("/records/<object_name>/<record_id>/recycle")
 def recycle_date(object_name: str, record_id: str):
-    return jsonify(pools.recycle_info(runtime(), g.principal, object_name, record_id))
+    return jsonify(recycle.recycle_info(runtime(), g.principal, object_name, record_id))
 
 
 def openapi_paths() -> dict:

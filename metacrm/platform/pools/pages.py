@@ -1,6 +1,6 @@
 """Public pools in the web UI: the pools a user belongs to, a pool's records with claim
 (one or several) and, for pool admins, assign; release from a record's detail page.
-Everything goes through metacrm.platform.pools, the same functions the REST API calls."""
+Everything goes through the feature's browsing and claims functions, the ones the REST API calls."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import request, url_for
 
-from .. import pools
 from ..errors import BadRequest, Conflict, CrmError, NotFound
 from ..features import Routes
 from ..web import display, forms
@@ -24,6 +23,9 @@ from ..web.core import (
     wants_form_value,
 )
 from ..web.i18n import current_locale, t
+from . import browsing, claims
+from .definitions import all_pools, pool_for_record, pools_by_object
+from .people import People, is_member
 
 routes = Routes()
 page = routes.page
@@ -34,7 +36,7 @@ LIMIT_CODES = ("not_in_pool", "reclaim_cooldown", "max_held", "max_per_day", "no
 
 def _pool_info(pool_name: str) -> dict:
     """The pool as list_pools shows it (label, count, admin, limits); 404 unless a member."""
-    found = [p for p in pools.list_pools(runtime(), current_principal(), current_locale()) if p["name"] == pool_name]
+    found = [p for p in browsing.list_pools(runtime(), current_principal(), current_locale()) if p["name"] == pool_name]
     if not found:
         raise NotFound(f"No pool named {pool_name!r}.", code="unknown_pool")
     return found[0]
@@ -79,7 +81,7 @@ def _ids() -> list[str]:
 def pool_list():
     registry = current_service().registry
     locale = current_locale()
-    items = pools.list_pools(runtime(), current_principal(), locale)
+    items = browsing.list_pools(runtime(), current_principal(), locale)
     for item in items:
         item["object_label"] = (registry.object(item["object"]).display_label(locale, plural=True)
                                 if registry.has_object(item["object"]) else item["object"])
@@ -92,7 +94,7 @@ def pool_records(pool_name: str):
     info = _pool_info(pool_name)
     obj = service.obj(info["object"])
     locale = current_locale()
-    items, next_cursor = pools.list_records(runtime(), current_principal(), pool_name, limit=PAGE_SIZE,
+    items, next_cursor = browsing.list_records(runtime(), current_principal(), pool_name, limit=PAGE_SIZE,
                                             cursor=request.args.get("cursor") or None)
     hidden = service.access.hidden_fields(obj.name)
     columns = [n for n in forms.layout_for(service, obj).list_columns
@@ -120,7 +122,7 @@ def pool_claim(pool_name: str):
     if not ids:
         notify(t("pools.none_selected"), "warning")
         return redirect_to("web.pool_records", pool_name=pool_name)
-    result = pools.claim(runtime(), current_principal(), pool_name, ids)
+    result = claims.claim(runtime(), current_principal(), pool_name, ids)
     if result["claimed"]:
         notify(t("pools.claimed", count=len(result["claimed"])))
     for failure in result["failed"]:
@@ -137,7 +139,7 @@ def pool_assign(pool_name: str):
         notify(t("pools.assign_missing"), "warning")
         return redirect_to("web.pool_records", pool_name=pool_name)
     try:
-        result = pools.assign(runtime(), current_principal(), pool_name, ids, user)
+        result = claims.assign(runtime(), current_principal(), pool_name, ids, user)
     except BadRequest as exc:
         notify(exc.message, "error")
         return redirect_to("web.pool_records", pool_name=pool_name)
@@ -154,11 +156,11 @@ def pool_release(object_name: str, record_id: str):
     service = current_service()
     obj = service.obj(object_name)
     record = service.get_record(obj.name, record_id)  # 404 unless readable
-    pool = pools.pool_for_record(service.registry, obj, record)
+    pool = pool_for_record(service.registry, obj, record)
     back = url_for("web.record_detail", object_name=obj.name, record_id=record_id)
     if request.method == "POST":
         try:
-            pools.release(runtime(), current_principal(), obj.name, record_id, wants_form_value("reason") or None)
+            claims.release(runtime(), current_principal(), obj.name, record_id, wants_form_value("reason") or None)
         except Conflict as exc:
             notify(t(f"pools.release_{exc.code}") if exc.code in ("no_pool", "not_owned") else exc.message, "error")
             return redirect_to("web.record_detail", object_name=obj.name, record_id=record_id)
@@ -186,8 +188,8 @@ def pool_release(object_name: str, record_id: str):
 
 
 def _member_of_any(access) -> bool:
-    people = pools.People.of(runtime())
-    return any(pools.is_member(people, access, p) for p in pools.all_pools(access.registry))
+    people = People.of(runtime())
+    return any(is_member(people, access, p) for p in all_pools(access.registry))
 
 
 def _release_possible(access) -> bool:
@@ -195,7 +197,7 @@ def _release_possible(access) -> bool:
     if request.endpoint != "web.record_detail":
         return False
     name = (request.view_args or {}).get("object_name")
-    return bool(pools.pools_by_object(access.registry).get(name))
+    return bool(pools_by_object(access.registry).get(name))
 
 
 # Navigation this feature adds (FEATURE.nav).

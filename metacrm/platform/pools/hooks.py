@@ -1,0 +1,121 @@
+"""The record-service hooks: entry into a pool (before_save, with auto-assignment) and the
+protection a qualifying follow-up extends (after_save)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from ..clock import utcnow
+from ..computed import next_sequence
+from ..filters import FilterContext, FilterError, compile_predicate
+from .definitions import Pool, entry_matches, open_condition, pool_for_record, pools_by_object, protection_end
+from .people import People
+
+HOOK_ORDER = 650
+CLAIM_ACTIONS = ("claim", "release", "recycle", "assign", "reassign")
+
+
+# --- entry (before_save) ------------------------------------------------------------------
+
+
+def pick_user(ctx, pool: Pool) -> str | None:
+    """The user auto-assignment hands a new record to, or None (then it stays in the pool)."""
+    cache = ctx.tx.__dict__.setdefault("pool_candidates", {})  # one lookup per transaction (imports)
+    if pool.name not in cache:
+        cache[pool.name] = People.within(ctx.service, ctx.conn).users(pool.assign_users or pool.members)
+    candidates = cache[pool.name]
+    if not candidates:
+        return None
+    if pool.strategy == "round_robin":
+        turn = next_sequence(ctx.conn, f"pool:{pool.name}:round_robin")
+        return candidates[(turn - 1) % len(candidates)]
+    table = ctx.table
+    counts = dict(ctx.conn.execute(
+        sa.select(table.c.owner, sa.func.count()).where(
+            table.c.owner.in_(candidates), table.c.deleted_at.is_(None), open_condition(ctx.obj, table)
+        ).group_by(table.c.owner)
+    ).fetchall())
+    return min(candidates, key=lambda uid: (counts.get(uid, 0), uid))
+
+
+def _enter(ctx, pool: Pool) -> None:
+    record = ctx.record
+    now = utcnow()
+    if pool.strategy in ("round_robin", "load_balanced"):
+        user = pick_user(ctx, pool)
+        if user is not None:
+            record.update(owner=user, pool=None, owner_since=now, protected_until=protection_end(pool, now))
+            ctx.notes.append(("assign", {"owner": [None, user]},
+                              f"assigned by pool {pool.name} ({pool.strategy.replace('_', ' ')})"))
+            return
+    record.update(owner=None, pool=pool.name, owner_since=None, protected_until=None)
+
+
+def before_save(ctx) -> None:
+    if ctx.op not in ("create", "update") or ctx.options.get("system_action") in CLAIM_ACTIONS:
+        return
+    pools = pools_by_object(ctx.registry).get(ctx.obj.name)
+    if not pools:
+        return
+    record = ctx.record
+    if ctx.op == "update":
+        if record.get("owner") and record.get("pool"):
+            record["pool"] = None  # given an owner by an edit: it leaves the pool
+            return
+        if record.get("owner") or record.get("pool"):
+            return
+    elif record.get("owner"):
+        if "owner" in (ctx.input or {}):
+            return  # an explicit owner keeps the record out of pools
+        if not (ctx.access.is_admin or ctx.source == "import"):
+            return  # a user's own new record (owner by default) stays theirs
+    ctx_time = FilterContext.current()
+    for pool in pools:
+        if entry_matches(pool, ctx.obj, record, ctx_time):
+            _enter(ctx, pool)
+            return
+
+
+# --- protection (after_save on follow-ups) --------------------------------------------------
+
+
+def extend_protection(ctx) -> None:
+    """A qualifying follow-up (a record of an object with `updates_last_activity`) extends the
+    protection of the record it is about."""
+    lookups = ctx.obj.doc.get("updates_last_activity") or []
+    if ctx.op != "create" or not lookups:
+        return
+    now = utcnow()
+    by_object = pools_by_object(ctx.registry)
+    for name in lookups:
+        fdef = ctx.obj.fields.get(name)
+        target_id = ctx.record.get(name)
+        if fdef is None or not target_id:
+            continue
+        target = ctx.record.get(f"{name}__object") or (fdef.target[0] if fdef.target else None)
+        if target not in by_object or not any(p.protection.get("extend_days") for p in by_object[target]):
+            continue
+        target_obj = ctx.registry.object(target)
+        table = ctx.service.compiled.tables[target]
+        row = ctx.conn.execute(sa.select(table).where(table.c.id == target_id)).first()
+        if row is None:
+            continue
+        record = ctx.service.row_to_record(target_obj, row)
+        pool = pool_for_record(ctx.registry, target_obj, record)
+        if pool is None or not record.get("owner") or not pool.protection.get("extend_days"):
+            continue
+        qualifying = pool.protection.get("qualifying_activity")
+        if qualifying:
+            try:
+                if not compile_predicate(qualifying, ctx.obj.all_fields, FilterContext.current())(ctx.record):
+                    continue
+            except FilterError:
+                continue
+        current = record.get("protected_until")
+        until = max(current or now, now + timedelta(days=pool.protection["extend_days"]))
+        if pool.protection.get("max_days") is not None and record.get("owner_since"):
+            until = min(until, record["owner_since"] + timedelta(days=pool.protection["max_days"]))
+        if until != current:
+            ctx.conn.execute(table.update().where(table.c.id == target_id).values(protected_until=until))
