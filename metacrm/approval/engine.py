@@ -20,11 +20,12 @@ import sqlalchemy as sa
 
 from ..metadata.model import label_text
 from ..platform import filters, notifications
+from ..platform.actions import WorkflowAction, actions
 from ..platform.clock import utcnow
 from ..platform.errors import Conflict, Forbidden, Locked, NotFound
 from ..platform.records import RecordService, new_id
 from ..platform.security import Access, Principal
-from ..workflow.actions import ActionContext, bound_service, run_actions
+from ..workflow.actions import ActionContext, bound_service, register_approval_people, run_actions
 from ..workflow.people import People
 from . import approvers as approver_rules
 from .tables import TABLES, delegate, request, task
@@ -243,6 +244,14 @@ def submit(runtime: Any, principal: Principal, object_name: str, record_id: str,
     flow.history(obj, record["id"], f"Step {_step_label(step)}: waiting for {_names(flow.people, approvers)}.")
     flow.run_event("submit", req, chosen, obj, record, comment, approvers, f"ap:{req_id}:submit")
     return request_json(tx.conn, _load(tx.conn, req_id), flow.registry)
+
+
+def submit_action(ctx: Any, params: dict) -> None:
+    """The `submit_for_approval` workflow action (params: `process`, optional): submit the
+    record in the saving transaction, as the rule's principal, without the edit check."""
+    submit(ctx.runtime, ctx.principal, ctx.obj.name, ctx.record["id"], tx=ctx.tx,
+           process=params.get("process"), comment=f"submitted by {ctx.rule or ctx.event}",
+           check_access=False, base=ctx.base)
 
 
 # --- decisions ----------------------------------------------------------------------------
@@ -718,3 +727,6 @@ def register(runtime: Any) -> None:
     runtime.hooks.register("before_save", lock_hook, name="approval.lock", order=5)
     if not any(name == "approval_timeouts" for name, _ in runtime.sweeps):
         runtime.sweeps.append(("approval_timeouts", timeouts_sweep))
+    actions(runtime).add_workflow_action(WorkflowAction(
+        "submit_for_approval", submit_action, description="Submit the record for approval"))
+    register_approval_people(runtime, current_people)
