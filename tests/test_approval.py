@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from metacrm.approval import engine
+from metacrm import approval as engine
 from metacrm.approval.tables import task
 from metacrm.platform.clock import utcnow
 from metacrm.platform.errors import Conflict, CrmError

@@ -51,7 +51,7 @@ from pathlib import Path
 import pytest
 
 import metacrm
-from metacrm.approval import engine as approval_engine
+from metacrm import approval as approval_engine
 from metacrm.platform.records import RecordService
 from metacrm.platform.security import Principal
 from tests.conftest import make_user

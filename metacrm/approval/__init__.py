@@ -1,20 +1,46 @@
 """Approval processes: entry conditions, steps and approvers, request state, record locks,
-delegation and timeouts. `register(runtime)` adds the lock hook, the timeout sweep, the REST
-routes and the inbox pages."""
+delegation and timeouts. `register(runtime)` adds the lock hook, the timeout sweep, the
+`submit_for_approval` workflow action and the resolver of a record's submitter and approvers
+(workflow calls both through the runtime, never importing approval), the REST routes and the
+inbox pages.
+
+processes.py says which process and steps apply, state.py holds the request state and the
+conditional updates that move it, flow.py one transaction's work on a request, submission.py
+and decisions.py submit / approve / reject / recall, delegation.py, locks.py (the record lock),
+timeouts.py (reminders and escalation), views.py (requests as JSON, the queue), approvers.py
+(who decides a step) and tables.py.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from ..platform import notifications
+from ..platform.actions import WorkflowAction, actions
 from ..platform.features import Feature
-from . import api, engine, pages
+from ..workflow.actions import register_approval_people
+from . import api, pages
+from .decisions import decide, recall
+from .locks import lock_hook
+from .submission import submit, submit_action
+from .tables import TABLES
+from .timeouts import timeouts_sweep
+from .views import current_people, get_request, queue
+
+__all__ = ["FEATURE", "decide", "get_request", "queue", "recall", "register", "submit", "timeouts_sweep"]
 
 HERE = Path(__file__).resolve().parent
 
 
 def register(runtime: Any) -> None:
-    engine.register(runtime)
+    notifications.ensure_tables(runtime.engine, TABLES)
+    runtime.hooks.register("before_save", lock_hook, name="approval.lock", order=5)
+    if not any(name == "approval_timeouts" for name, _ in runtime.sweeps):
+        runtime.sweeps.append(("approval_timeouts", timeouts_sweep))
+    actions(runtime).add_workflow_action(WorkflowAction(
+        "submit_for_approval", submit_action, description="Submit the record for approval"))
+    register_approval_people(runtime, current_people)
     runtime.features.add(FEATURE)
 
 

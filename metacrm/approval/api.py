@@ -10,7 +10,7 @@ from ..platform.api import json_body, runtime
 from ..platform.errors import BadRequest
 from ..platform.features import Routes
 from ..platform.schemas import UtcDateTimeField
-from . import engine
+from . import decisions, delegation, submission, views
 
 routes = Routes()
 
@@ -30,20 +30,20 @@ def _body(*strings: str) -> dict:
 @routes.post("/records/<object_name>/<record_id>/submit")
 def submit_for_approval(object_name: str, record_id: str):
     body = _body("process")
-    result = engine.submit(runtime(), g.principal, object_name, record_id, comment=body.get("comment"),
-                           process=body.get("process") or None)
+    result = submission.submit(runtime(), g.principal, object_name, record_id, comment=body.get("comment"),
+                               process=body.get("process") or None)
     return jsonify(result), 201
 
 
 @routes.get("/approvals")
 def approval_queue():
     as_submitter = request.args.get("as") == "submitter"
-    return jsonify({"items": engine.queue(runtime(), g.principal, as_submitter=as_submitter)})
+    return jsonify({"items": views.queue(runtime(), g.principal, as_submitter=as_submitter)})
 
 
 @routes.get("/approvals/delegation")
 def get_delegation():
-    return jsonify(engine.get_delegation(runtime(), g.principal.user_id))
+    return jsonify(delegation.get_delegation(runtime(), g.principal.user_id))
 
 
 @routes.put("/approvals/delegation")
@@ -55,32 +55,32 @@ def put_delegation():
             until = UtcDateTimeField().deserialize(until)
         except ValidationError:
             raise BadRequest("until must be an ISO 8601 time.", fields={"until": ["Not a valid time."]}) from None
-    return jsonify(engine.set_delegation(runtime(), g.principal, body.get("delegate_to"), until))
+    return jsonify(delegation.set_delegation(runtime(), g.principal, body.get("delegate_to"), until))
 
 
 @routes.delete("/approvals/delegation")
 def delete_delegation():
-    return jsonify(engine.set_delegation(runtime(), g.principal, None, None))
+    return jsonify(delegation.set_delegation(runtime(), g.principal, None, None))
 
 
 @routes.get("/approvals/<request_id>")
 def get_approval(request_id: str):
-    return jsonify(engine.get_request(runtime(), g.principal, request_id))
+    return jsonify(views.get_request(runtime(), g.principal, request_id))
 
 
 @routes.post("/approvals/<request_id>/approve")
 def approve(request_id: str):
-    return jsonify(engine.decide(runtime(), g.principal, request_id, "approve", _body().get("comment")))
+    return jsonify(decisions.decide(runtime(), g.principal, request_id, "approve", _body().get("comment")))
 
 
 @routes.post("/approvals/<request_id>/reject")
 def reject(request_id: str):
-    return jsonify(engine.decide(runtime(), g.principal, request_id, "reject", _body().get("comment")))
+    return jsonify(decisions.decide(runtime(), g.principal, request_id, "reject", _body().get("comment")))
 
 
 @routes.post("/approvals/<request_id>/recall")
 def recall(request_id: str):
-    return jsonify(engine.recall(runtime(), g.principal, request_id, _body().get("comment")))
+    return jsonify(decisions.recall(runtime(), g.principal, request_id, _body().get("comment")))
 
 
 def openapi_paths(access) -> dict:

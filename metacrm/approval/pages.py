@@ -1,6 +1,6 @@
 """Approvals in the web UI: the inbox (my queue / my requests), one request beside its
 record, approve / reject / recall, and "Submit for approval" from a record's detail page.
-Everything goes through metacrm.approval.engine, as the REST API does."""
+Everything goes through the same functions as the REST API (submission.py, decisions.py, views.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ from ..platform.web.core import (
     wants_form_value,
 )
 from ..platform.web.i18n import current_locale, t
-from . import engine
+from .decisions import decide, recall
+from .processes import processes_for
+from .submission import submit
+from .views import get_request, queue
 
 routes = Routes()
 page = routes.page
@@ -72,7 +75,7 @@ def _pending_count() -> int:
     principal = current_principal()
     if principal is None or principal.user_id is None:
         return 0
-    return len(engine.queue(runtime(), principal, limit=100))
+    return len(queue(runtime(), principal, limit=100))
 
 
 # --- pages -----------------------------------------------------------------------------------
@@ -81,7 +84,7 @@ def _pending_count() -> int:
 @page("/approvals")
 def approval_inbox():
     tab = "mine" if request.args.get("tab") == "mine" else "queue"
-    items = engine.queue(runtime(), current_principal(), as_submitter=tab == "mine")
+    items = queue(runtime(), current_principal(), as_submitter=tab == "mine")
     names = user_names(i["submitter"] for i in items)
     return render_page("approvals/inbox.html", tab=tab, rows=[_row(i, names) for i in items],
                        title=t("approvals.title"))
@@ -91,7 +94,7 @@ def approval_inbox():
 def approval_request(request_id: str):
     service = current_service()
     principal = current_principal()
-    req = engine.get_request(runtime(), principal, request_id)  # 404 unless involved (or an admin)
+    req = get_request(runtime(), principal, request_id)  # 404 unless involved (or an admin)
     locale = current_locale()
     ids = [req["submitter"], *req["approvers"]] + [d["approver"] for d in req["decisions"]]
     ids += [d["on_behalf_of"] for d in req["decisions"]] + [a for s in req["steps"] for a in s["approvers"]]
@@ -140,7 +143,7 @@ def approval_decide(request_id: str):
         notify(t("approvals.pick_decision"), "error")
         return redirect_to("web.approval_request", request_id=request_id)
     try:
-        engine.decide(runtime(), current_principal(), request_id, decision, wants_form_value("comment") or None)
+        decide(runtime(), current_principal(), request_id, decision, wants_form_value("comment") or None)
     except CrmError as exc:
         if exc.status == 404:
             raise
@@ -153,7 +156,7 @@ def approval_decide(request_id: str):
 @page("/approvals/<request_id>/recall", methods=("POST",))
 def approval_recall(request_id: str):
     try:
-        engine.recall(runtime(), current_principal(), request_id, wants_form_value("comment") or None)
+        recall(runtime(), current_principal(), request_id, wants_form_value("comment") or None)
     except CrmError as exc:
         if exc.status == 404:
             raise
@@ -166,8 +169,8 @@ def approval_recall(request_id: str):
 @page("/records/<object_name>/<record_id>/submit", methods=("POST",))
 def approval_submit(object_name: str, record_id: str):
     try:
-        result = engine.submit(runtime(), current_principal(), object_name, record_id,
-                               comment=wants_form_value("comment") or None)
+        result = submit(runtime(), current_principal(), object_name, record_id,
+                        comment=wants_form_value("comment") or None)
     except CrmError as exc:
         if exc.status == 404:
             raise
@@ -194,7 +197,7 @@ def _submit_possible(access) -> bool:
     if request.endpoint != "web.record_detail":
         return False
     name = (request.view_args or {}).get("object_name")
-    return bool(name and engine.processes_for(access.registry, name) and access.can(name, "edit"))
+    return bool(name and processes_for(access.registry, name) and access.can(name, "edit"))
 
 
 # Navigation this feature adds (FEATURE.nav).

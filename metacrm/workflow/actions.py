@@ -195,6 +195,16 @@ def input_value(value: Any, actx: ActionContext) -> Any:
 
 # --- recipients ---------------------------------------------------------------------------
 
+APPROVAL_PEOPLE = "workflow.approval_people"
+
+
+def register_approval_people(runtime: Any, resolver: Any) -> None:
+    """Who the `submitter` and `approvers` recipients are when no approval event fired the
+    action: resolver(conn, object_name, record_id) -> (submitter, current approvers) of the
+    record's latest request. The approval feature registers it (workflow does not import
+    approval); without one there are none."""
+    runtime.extensions[APPROVAL_PEOPLE] = resolver
+
 
 def recipients(actx: ActionContext, spec: Any) -> list[str]:
     """User ids from `to`: owner, owner.manager, <user field>[.manager], submitter, approvers,
@@ -213,9 +223,9 @@ def recipients(actx: ActionContext, spec: Any) -> list[str]:
         elif item in ("submitter", "approvers"):
             submitter, approvers = actx.submitter, actx.approvers
             if actx.request_id is None:
-                from ..approval.engine import current_people
-
-                submitter, approvers = current_people(actx.tx.conn, actx.obj.name, actx.record.get("id"))
+                resolve = actx.runtime.extensions.get(APPROVAL_PEOPLE)
+                submitter, approvers = (resolve(actx.tx.conn, actx.obj.name, actx.record.get("id"))
+                                        if resolve is not None else (None, []))
             found.extend([submitter] if item == "submitter" else list(approvers))
         else:
             base, _, relation = item.partition(".")
@@ -347,19 +357,20 @@ def _run_webhook(actx: ActionContext, action: dict, index: int) -> None:
 
 
 def _run_submit(actx: ActionContext, action: dict, index: int) -> None:
-    from ..approval import engine as approval
-
-    approval.submit(actx.runtime, actx.principal, actx.obj.name, actx.record["id"], tx=actx.tx,
-                    process=action.get("process"), comment=f"submitted by {actx.rule or actx.event}",
-                    check_access=False, base=actx.base)
+    """A built-in action kind whose implementation the approval feature registers by name
+    (workflow does not import approval); its `process` is passed as the params."""
+    _registered(actx, "submit_for_approval").fn(actx, {"process": action.get("process")})
 
 
 def _run_plugin(actx: ActionContext, action: dict, index: int) -> None:
-    kind = action.get("action")
+    _registered(actx, action.get("action")).fn(actx, action.get("params") or {})
+
+
+def _registered(actx: ActionContext, kind: Any):
     registered = platform_actions(actx.runtime).workflow.get(kind)
     if registered is None:
         raise CrmError(f"no installed plugin provides the action {kind!r}", code="unknown_action")
-    registered.fn(actx, action.get("params") or {})
+    return registered
 
 
 BUILTIN_RUNNERS = {

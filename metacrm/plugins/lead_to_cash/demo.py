@@ -385,7 +385,7 @@ class _Seeder:
                                 .where(table.c.stage.in_(["trial", "negotiation", "won"]), table.c.deleted_at.is_(None))
                                 .order_by(table.c.id)).fetchall()
         try:
-            from ...approval import engine as approvals
+            from ... import approval as approvals
         except ImportError:  # the approval runtime is optional
             approvals = None
         self.quote_of = {}
