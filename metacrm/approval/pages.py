@@ -192,17 +192,14 @@ def _nav_label() -> str:
     return t("nav.approvals_count", count=count) if count else t("nav.approvals")
 
 
-def _submit_possible(access) -> bool:
-    """A flag for the detail page: its object has an approval process the user could use."""
-    if request.endpoint != "web.record_detail":
-        return False
-    name = (request.view_args or {}).get("object_name")
-    return bool(name and processes_for(access.registry, name) and access.can(name, "edit"))
+def record_buttons(obj, record: dict) -> list[dict]:
+    """"Submit for approval" on a record whose object has a process, for a user who may edit it."""
+    access = current_service().access
+    if not processes_for(access.registry, obj.name) or not access.allows_row(obj.name, "edit", record):
+        return []
+    return [{"id": "submit-approval", "label": t("approvals.submit"), "method": "post",
+             "url": url_for("web.approval_submit", object_name=obj.name, record_id=record["id"])}]
 
 
 # Navigation this feature adds (FEATURE.nav).
-NAV = (
-    NavEntry("approvals", _nav_label, "web.approval_inbox", order=55),
-    NavEntry("approval_submit", "approvals.submit", "web.approval_inbox", section="record_actions",
-                     visible=_submit_possible),
-)
+NAV = (NavEntry("approvals", _nav_label, "web.approval_inbox", order=55),)

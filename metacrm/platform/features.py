@@ -93,6 +93,9 @@ class Feature:
     cli: Callable[[Any], None] | None = None  # register_cli(main): adds its commands to `metacrm`
     on_app: Callable[[Any], None] | None = None  # on_app(flask_app): anything else it mounts on each app
     demo: Callable[[Any], str] | None = None  # demo(runtime) -> summary: seeds a demo company (init --demo)
+    # record_buttons(obj, record) -> [{"id", "label", "url", "method": "get" | "post"}]: buttons the
+    # feature adds to a record's detail page for the current user (called in the request).
+    record_buttons: Callable[[Any, dict], list[dict]] | None = None
     template_globals: dict = field(default_factory=dict)
 
 

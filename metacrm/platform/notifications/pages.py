@@ -69,10 +69,8 @@ def notification_read_all():
     return redirect_to("web.notification_list")
 
 
-# The header's bell: its text is the unread count (base.html shows it as a badge).
-
-
-# Navigation this feature adds (FEATURE.nav).
+# Navigation this feature adds (FEATURE.nav): the header bell, whose text is the unread count.
 NAV = (
-    NavEntry("notifications", lambda: str(unread_count()), "web.notification_list", section="bell"),
+    NavEntry("notifications", lambda: str(unread_count()), "web.notification_list", section="bell",
+             title="nav.notifications"),
 )

@@ -59,4 +59,5 @@ def register(runtime) -> None:
 
 HERE = Path(__file__).resolve().parent
 FEATURE = Feature("pools", api=api.routes, pages=pages.routes, nav=pages.NAV, templates=HERE / "templates",
-                  messages=HERE / "messages", openapi=api.openapi_paths)
+                  messages=HERE / "messages", openapi=api.openapi_paths,
+                  record_buttons=pages.record_buttons)

@@ -192,17 +192,15 @@ def _member_of_any(access) -> bool:
     return any(is_member(people, access, p) for p in all_pools(access.registry))
 
 
-def _release_possible(access) -> bool:
-    """A flag for the detail page: its object has a pool (the template checks the owner)."""
-    if request.endpoint != "web.record_detail":
-        return False
-    name = (request.view_args or {}).get("object_name")
-    return bool(pools_by_object(access.registry).get(name))
+def record_buttons(obj, record: dict) -> list[dict]:
+    """"Release to the pool" for the owner of a record whose object has a pool."""
+    principal = current_principal()
+    if not pools_by_object(current_service().registry).get(obj.name) or not record.get("owner") \
+            or principal is None or record["owner"] != principal.user_id:
+        return []
+    return [{"id": "release-record", "label": t("pools.release"), "method": "get",
+             "url": url_for("web.pool_release", object_name=obj.name, record_id=record["id"])}]
 
 
 # Navigation this feature adds (FEATURE.nav).
-NAV = (
-    NavEntry("pools", "nav.pools", "web.pool_list", order=50, visible=_member_of_any),
-    NavEntry("pool_release", "pools.release", "web.pool_list", section="record_actions",
-                     visible=_release_possible),
-)
+NAV = (NavEntry("pools", "nav.pools", "web.pool_list", order=50, visible=_member_of_any),)

@@ -121,7 +121,7 @@ def register(app: Flask) -> None:
     # Globals (not a context processor) so imported macros see them too.
     app.jinja_env.globals.update(t=i18n.t, label=i18n.label, csrf_token=csrf.token, nav_sections=_nav_sections,
                                  notices=pop_notices, locale=i18n.current_locale, principal=current_principal,
-                                 record_actions=_record_actions)
+                                 record_actions=_record_actions, record_buttons=_record_buttons)
     app.extensions["metacrm.web.throttle"] = LoginThrottle()
     app.extensions["metacrm.session_principal"] = _api_session_principal
 
@@ -130,6 +130,19 @@ def _record_actions(object_name: str, record: dict) -> list[dict]:
     from .action_views import record_actions
 
     return record_actions(object_name, record)
+
+
+def _record_buttons(obj, record: dict) -> list[dict]:
+    """The buttons every registered feature adds to this record's detail page."""
+    buttons: list[dict] = []
+    for feature in current_app.extensions["metacrm"].features:
+        if feature.record_buttons is None:
+            continue
+        try:
+            buttons.extend(feature.record_buttons(obj, record))
+        except CrmError:
+            continue
+    return buttons
 
 
 def _api_session_principal():
@@ -162,7 +175,8 @@ def _nav_sections() -> dict[str, list[dict]]:
             log.exception("navigation entry %s failed", entry.key)
             continue
         sections.setdefault(entry.section, []).append(
-            {"key": entry.key, "text": entry.text(), "href": href, "active": endpoint == entry.endpoint}
+            {"key": entry.key, "text": entry.text(), "href": href, "active": endpoint == entry.endpoint,
+             "title": i18n.t(entry.title) if entry.title else ""}
         )
     registry = current_service().registry
     for name, obj in registry.objects.items():

@@ -42,8 +42,9 @@ class NavEntry:
     endpoint: str
     values: dict = field(default_factory=dict)
     visible: Callable[[Access], bool] = lambda access: True
-    section: str = "main"  # "main", "records" or "admin"
+    section: str = "main"  # "main", "records", "admin", "bell" (header icons) or a group of its own
     order: int = 100
+    title: str | None = None  # a catalogue key: the tooltip and screen-reader text (header icons)
 
     def text(self) -> str:
         return self.label() if callable(self.label) else t(self.label)
