@@ -26,7 +26,6 @@ LONG_MODULES: dict[str, str] = {
     "platform/records.py": "to be split by concern",
     "platform/filters.py": "to be split by concern",
     "approval/engine.py": "to be split by concern",
-    "platform/web/record_views.py": "to be split by concern",
 }
 
 
