@@ -23,11 +23,6 @@ MAX_LINES = 500
 LONG_MODULES: dict[str, str] = {
     "platform/records.py": "to be split by concern",
     "platform/filters.py": "to be split by concern",
-    "platform/reports/__init__.py": "to be split by concern",
-    "plugins/install.py": "to be split by concern",
-    "plugins/lead_to_cash/demo.py": "to be split by concern",
-    "plugins/lead_to_cash/analytics.py": "to be split by concern",
-    "platform/web/record_views.py": "to be split by concern",
 }
 
 

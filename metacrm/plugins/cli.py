@@ -105,7 +105,7 @@ def register_cli(main: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     def plugin_list(as_json: bool) -> None:
         """Installed, archived and available plugins."""
-        from .install import list_plugins
+        from .listing import list_plugins
 
         items = _run(list_plugins, _runtime())
         if as_json:
@@ -129,7 +129,7 @@ def register_cli(main: click.Group) -> None:
     @click.argument("name")
     def plugin_show(name: str) -> None:
         """Everything about one plugin, as JSON."""
-        from .install import show
+        from .listing import show
 
         click.echo(json.dumps(_run(show, _runtime(), name), indent=2, ensure_ascii=False, default=str))
 
@@ -165,7 +165,7 @@ def register_cli(main: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def plugin_uninstall(name: str, purge: bool, dry_run: bool, yes: bool, as_json: bool) -> None:
         """Remove a plugin's metadata and hooks; its data is kept (archived) unless --purge."""
-        from .install import uninstall
+        from .uninstall import uninstall
 
         runtime = _runtime()
         if purge and not dry_run and not yes:
@@ -182,7 +182,7 @@ def register_cli(main: click.Group) -> None:
     @click.argument("assignments", nargs=-1, required=True)
     def plugin_set(name: str, assignments: tuple) -> None:
         """Store settings: metacrm plugin set NAME KEY=VALUE ... (KEY= clears one)."""
-        from .install import set_settings
+        from .settings import set_settings
 
         values = {}
         for item in assignments:

@@ -2,7 +2,7 @@
 
 The manifest is the contract the admin reviews before installing, so it is checked
 strictly: a missing or malformed key refuses the install with every problem listed,
-a declaration that setup() does not honour is refused by the installer (install.py).
+a declaration that setup() does not honour is refused by the installer (prepare.py).
 
     MANIFEST = {
         "name": "erp_connector",                  # required; ^[a-z][a-z0-9_]*$, no "__", <= 40 chars

@@ -56,7 +56,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
        "form-action 'self'; frame-ancestors 'none'")
 
-from . import action_views, admin, auth_views, dashboard, export_views, record_views  # noqa: F401  (pages)
+from . import action_views, admin, auth_views, dashboard, export_views, form_views, list_views, record_views  # noqa: F401  (pages)
 
 
 def _default_nav() -> None:

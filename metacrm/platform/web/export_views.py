@@ -15,7 +15,8 @@ from ..errors import Forbidden
 from ..records import RecordService
 from . import forms
 from .core import current_service, page
-from .record_views import _object, _sort, _visible_fields, build_filter
+from .list_views import _sort, build_filter
+from .record_views import _object, _visible_fields
 
 # The list page's own parameters that do not describe which records: paging and page size.
 _NOT_A_FILTER = ("after", "before", "limit")

@@ -1,0 +1,161 @@
+"""Per-object create and edit forms generated from metadata (layouts by role and record
+type): every problem shown at once, the version checked on edit. Every write goes through the
+record service as the logged-in user."""
+
+from __future__ import annotations
+
+from flask import request, url_for
+
+from ...metadata.model import ObjectDef
+from ..errors import CrmError, Forbidden, StaleVersion, ValidationFailed
+from ..records import RecordService
+from . import display, forms
+from .core import current_service, notify, page, redirect_to, render_page, runtime
+from .i18n import current_locale, t
+from .record_views import _object
+
+
+def _record_type(service: RecordService, obj: ObjectDef) -> tuple[str | None, bool]:
+    """(the record type of a new record, whether the user may choose it)."""
+    default = obj.record_types[0] if obj.record_types else None
+    choose = len(obj.record_types) > 1 and "record_type" in {f.name for f in service.writable_fields(obj, True)[0]}
+    wanted = request.form.get("_record_type") or request.args.get("record_type")
+    return (wanted if choose and wanted in obj.record_types else default), choose
+
+
+def _refused(detail: str, back: str):
+    return render_page("error.html", 400, title=t("error.bad_request"), message=t("form.tampered", detail=detail),
+                       back=back)
+
+
+def _more_errors(service: RecordService, obj: ObjectDef, data: dict, creating: bool,
+                 old: dict | None = None) -> dict:
+    """The record service's own validation, for showing every problem at once."""
+    try:
+        with runtime().reading() as conn:
+            service.coerce(obj, data, creating=creating, conn=conn, old=old)
+    except ValidationFailed as exc:
+        return exc.fields
+    except CrmError:
+        return {}
+    return {}
+
+
+def _merge(errors: dict, more: dict) -> dict:
+    merged = {k: list(v) for k, v in errors.items()}
+    for name, messages in more.items():
+        merged.setdefault(name, [])
+        merged[name].extend(m for m in (messages if isinstance(messages, list) else [messages])
+                            if m not in merged[name])
+    return merged
+
+
+@page("/records/<object_name>/new", methods=("GET", "POST"))
+def record_new(object_name: str):
+    service = current_service()
+    obj = _object(service, object_name)
+    if not service.access.can(obj.name, "create"):
+        raise Forbidden(f"You may not create {obj.name} records.")
+    record_type, choose_type = _record_type(service, obj)
+    layout = forms.layout_for(service, obj, record_type)
+    prefill = {k: v for k, v in request.args.items() if k in obj.fields} if request.method == "GET" else {}
+    form = forms.build_form(service, obj, layout, creating=True, prefill=prefill)
+    form.record_type = record_type
+    status = 200
+    if request.method == "POST":
+        try:
+            data = forms.parse(form, request.form)
+        except forms.Tampered as exc:
+            return _refused(exc.detail, url_for("web.record_new", object_name=obj.name))
+        if choose_type and record_type:
+            data["record_type"] = record_type
+        errors = forms.required_errors(form, data)
+        try:
+            if errors:
+                raise ValidationFailed("layout", fields=_merge(errors, _more_errors(service, obj, data, True)))
+            ctx = service.create_record(obj.name, data)
+        except ValidationFailed as exc:
+            form = forms.build_form(service, obj, layout, creating=True, posted=request.form)
+            form.record_type = record_type
+            forms.attach_errors(form, exc.fields or {})
+            if not exc.fields:
+                form.errors.append(exc.message)
+            status = 400
+        except CrmError as exc:
+            if exc.status in (403, 404) and exc.code != "record_not_found":
+                raise
+            form = forms.build_form(service, obj, layout, creating=True, posted=request.form)
+            form.record_type = record_type
+            form.errors.append(exc.message)
+            forms.attach_errors(form, exc.fields or {})
+            status = exc.status
+        else:
+            for warning in ctx.warnings:
+                notify(str(warning.get("message") if isinstance(warning, dict) else warning), "warning")
+            notify(t("flash.created", object=obj.display_label(current_locale())))
+            if not service.access.allows_row(obj.name, "read", ctx.record):
+                # e.g. a pool took it on entry: the list, not a "not found" page
+                return redirect_to("web.record_list", object_name=obj.name)
+            return redirect_to("web.record_detail", object_name=obj.name, record_id=ctx.record["id"])
+    return render_page("form.html", status, form=form, obj=obj, title=t(
+        "form.new_title", object=obj.display_label(current_locale())),
+        action=url_for("web.record_new", object_name=obj.name),
+        cancel=url_for("web.record_list", object_name=obj.name),
+        type_links=[(rt, display.humanise(rt), url_for("web.record_new", object_name=obj.name, record_type=rt))
+                    for rt in obj.record_types] if choose_type else [])
+
+
+@page("/records/<object_name>/<record_id>/edit", methods=("GET", "POST"))
+def record_edit(object_name: str, record_id: str):
+    service = current_service()
+    obj = _object(service, object_name)
+    record = service.get(obj.name, record_id)
+    if not service.access.allows_row(obj.name, "edit", record):
+        raise Forbidden(f"You may not edit this {obj.name} record.")
+    layout = forms.layout_for(service, obj, record.get("record_type"))
+    form = forms.build_form(service, obj, layout, creating=False, record=record)
+    status = 200
+    back = url_for("web.record_edit", object_name=obj.name, record_id=record_id)
+    if request.method == "POST":
+        if request.form.get("_id") != record_id:
+            return _refused(t("form.tamper_record"), back)
+        try:
+            version = int(request.form.get("_version", ""))
+        except ValueError:
+            return _refused(t("form.tamper_version"), back)
+        try:
+            data = forms.parse(form, request.form)
+        except forms.Tampered as exc:
+            return _refused(exc.detail, back)
+        errors = forms.required_errors(form, data)
+        try:
+            if errors:
+                raise ValidationFailed("layout", fields=_merge(errors, _more_errors(service, obj, data, False, record)))
+            service.update_record(obj.name, record_id, data, version=version)
+        except StaleVersion:
+            current = service.get(obj.name, record_id)
+            form = forms.build_form(service, obj, layout, creating=False, record=current, posted=request.form)
+            forms.show_current(form, current, display.Names(service))
+            form.conflict = True
+            status = 409
+        except ValidationFailed as exc:
+            form = forms.build_form(service, obj, layout, creating=False, record=record, posted=request.form)
+            form.version = version
+            forms.attach_errors(form, exc.fields or {})
+            if not exc.fields:
+                form.errors.append(exc.message)
+            status = 400
+        except CrmError as exc:
+            if exc.status in (403, 404):
+                raise
+            form = forms.build_form(service, obj, layout, creating=False, record=record, posted=request.form)
+            form.version = version
+            form.errors.append(exc.message)
+            status = exc.status
+        else:
+            notify(t("flash.saved"))
+            return redirect_to("web.record_detail", object_name=obj.name, record_id=record_id)
+    return render_page("form.html", status, form=form, obj=obj,
+                       title=t("form.edit_title", object=obj.display_label(current_locale())),
+                       subtitle=display.record_title(obj, record), action=back,
+                       cancel=url_for("web.record_detail", object_name=obj.name, record_id=record_id), type_links=[])
