@@ -1,0 +1,351 @@
+"""RecordService: the one write path for every object (the package docstring has the steps).
+
+Create, update, delete (with the children's on_delete rules) and restore for one caller, and
+system_update for the platform's own conditional writes. Reads, input checks, unique checks,
+history and the batch path live in the modules named after them and are mixed in here, so
+every caller still holds one object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from ...metadata.model import FieldDef, ObjectDef
+from ...metadata.registry import UnknownObject
+from .. import schemas
+from ..clock import utcnow
+from ..errors import Conflict, Forbidden, NotFound, StaleVersion, ValidationFailed
+from ..runtime import Runtime, Tx
+from ..security import Access, Principal
+from .batch import BatchCreate
+from .context import SaveContext, new_id
+from .history import ALWAYS_TRACKED, RecordHistory
+from .input import RecordInput
+from .reads import RecordReads
+from .unique import UniqueValues, unique_guard
+
+
+class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, BatchCreate):
+    """Record operations for one principal; one instance per request or job."""
+
+    def __init__(self, runtime: Runtime, principal: Principal, tx: Tx | None = None, source: str = "api"):
+        self.runtime = runtime
+        self.principal = principal
+        self.source = source
+        self._tx = tx
+        compiled = runtime.compiled()
+        self.compiled = compiled
+        self.registry = compiled.registry
+        self.access = Access(self.registry, principal, runtime.directory())
+        self._writable: dict[str, tuple[list[FieldDef], dict[str, str]]] = {}
+        self._known_refs: dict[str, tuple[set, set]] | None = None  # batch: target -> (asked, found)
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        if self._tx is not None:
+            yield self._tx
+            return
+        with self.runtime.transaction() as tx:
+            self._tx = tx
+            try:
+                yield tx
+            finally:
+                self._tx = None
+
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        if self._tx is not None:
+            yield self._tx.conn
+            return
+        with self.runtime.reading() as conn:
+            yield conn
+
+    def obj(self, name: str) -> ObjectDef:
+        try:
+            return self.registry.object(name)
+        except UnknownObject:
+            raise NotFound(f"Unknown object {name!r}.", code="unknown_object") from None
+
+    def table(self, name: str) -> sa.Table:
+        return self.compiled.tables[name]
+
+    def _require_object_access(self, obj: ObjectDef, action: str) -> None:
+        if not self.access.can(obj.name, action):
+            if not self.access.can(obj.name, "read"):
+                raise NotFound(f"Unknown object {obj.name!r}.", code="unknown_object")
+            raise Forbidden(f"You may not {action} {obj.name} records.")
+
+    # --- writing -------------------------------------------------------------------------
+
+    def create(self, object_name: str, data: dict, **options: Any) -> dict:
+        return self.to_json(self.obj(object_name), self.create_record(object_name, data, **options).record)
+
+    def create_record(self, object_name: str, data: dict, **options: Any) -> SaveContext:
+        obj = self.obj(object_name)
+        self._require_object_access(obj, "create")
+        with self.transaction() as tx:
+            values = self.coerce(obj, data, creating=True, conn=tx.conn)
+            ctx = self._prepare_create(tx, obj, values, data, options)
+            self._write_create(ctx)
+        return ctx
+
+    def _prepare_create(self, tx: Tx, obj: ObjectDef, values: dict, data: dict, options: dict) -> SaveContext:
+        now = utcnow()
+        me = self.principal.user_id
+        record = {name: None for name in obj.all_fields}
+        record.update(values)
+        if record.get("owner") and record["owner"] != me and self.access.scope(obj.name, "edit") != "all":
+            raise ValidationFailed("You may not create records for another owner.",
+                                   fields={"owner": ["Not allowed."]})
+        if "owner" not in values and not options.get("no_owner"):
+            record["owner"] = me
+        if record["record_type"] is None and obj.record_types:
+            record["record_type"] = obj.record_types[0]
+        elif record["record_type"] is not None and record["record_type"] not in obj.record_types:
+            raise ValidationFailed("Unknown record type.", fields={"record_type": ["Not one of this object's types."]})
+        record.update(
+            id=options.get("id") or new_id(),
+            owner_since=now if record.get("owner") else None,
+            created_at=now,
+            created_by=me,
+            updated_at=now,
+            updated_by=me,
+            version=1,
+        )
+        self._defaults(obj, record)
+        ctx = SaveContext(self, tx, self.registry, obj, self.table(obj.name), "create", record, None,
+                          self.principal, self.access, options.get("source", self.source), input=data,
+                          options=options)
+        return ctx
+
+    def _write_create(self, ctx: SaveContext) -> None:
+        obj = ctx.obj
+        self.runtime.hooks.run("before_save", ctx)  # hooks may fill required fields
+        self._check_required(obj, ctx.record)
+        self._check_unique(ctx.conn, obj, ctx.record, list(obj.fields))
+        # Parameters, not .values(): the compiled INSERT is cached instead of rebuilt per record.
+        with unique_guard(obj):
+            ctx.conn.execute(ctx.table.insert(), self._storage_row(obj, ctx.table, ctx.record))
+        changes = {name: [None, self._history_value(obj, name, ctx.record[name])]
+                   for name in self._tracked(obj) if ctx.record.get(name) is not None}
+        self.write_history(ctx.conn, obj.name, ctx.record["id"], "create", changes)
+        self._write_notes(ctx)
+        self.runtime.hooks.run("after_save", ctx)
+        self._after_write(ctx)
+
+    def update(self, object_name: str, record_id: str, data: dict, version: int | None = None,
+               **options: Any) -> dict:
+        ctx = self.update_record(object_name, record_id, data, version=version, **options)
+        return self.to_json(ctx.obj, ctx.record)
+
+    def update_record(self, object_name: str, record_id: str, data: dict, version: int | None = None,
+                      **options: Any) -> SaveContext:
+        obj = self.obj(object_name)
+        self._require_object_access(obj, "read")
+        with self.transaction() as tx:
+            old = self._visible(obj, self.fetch(tx.conn, obj, record_id))
+            if not self.access.allows_row(obj.name, "edit", old):
+                raise Forbidden(f"You may not edit this {obj.name} record.")
+            if version is not None and int(version) != old["version"]:
+                raise StaleVersion(
+                    f"The record has changed since you read it (version {version}, now {old['version']}).",
+                    current_version=old["version"],
+                )
+            values = self.coerce(obj, data, creating=False, conn=tx.conn, old=old)
+            if "record_type" in values and values["record_type"] not in obj.record_types:
+                raise ValidationFailed("Unknown record type.", fields={"record_type": ["Not one of this object's types."]})
+            ctx = self._apply_update(tx, obj, old, values, data, options)
+        return ctx
+
+    def _apply_update(self, tx: Tx, obj: ObjectDef, old: dict, values: dict, data: dict,
+                      options: dict) -> SaveContext:
+        record = dict(old)
+        record.update(values)
+        ctx = SaveContext(self, tx, self.registry, obj, self.table(obj.name), "update", record, old,
+                          self.principal, self.access, options.get("source", self.source), input=data,
+                          options=options)
+        self.runtime.hooks.run("before_save", ctx)
+        self._check_required(obj, ctx.record)
+        changed = [n for n in obj.all_fields if ctx.record.get(n) != old.get(n)]
+        if not changed and not ctx.notes:
+            return ctx
+        now = utcnow()
+        if ctx.record.get("owner") != old.get("owner"):
+            ctx.record["owner_since"] = owner_since_after(old, ctx.record, now)
+            ctx.record["previous_owner"] = old.get("owner") or old.get("previous_owner")
+        ctx.record.update(updated_at=now, updated_by=self.principal.user_id, version=old["version"] + 1)
+        self._check_unique(tx.conn, obj, ctx.record, changed)
+        row = self._storage_row(obj, ctx.table, ctx.record)
+        row.pop("id")
+        with unique_guard(obj):
+            result = tx.conn.execute(
+                ctx.table.update()
+                .where(ctx.table.c.id == old["id"], ctx.table.c.version == old["version"])
+                .values(**row)
+            )
+        if result.rowcount != 1:
+            raise StaleVersion("The record was changed by someone else meanwhile; read it again.")
+        changes = {
+            name: [self._history_value(obj, name, old.get(name)), self._history_value(obj, name, ctx.record.get(name))]
+            for name in self._tracked(obj)
+            if old.get(name) != ctx.record.get(name)
+        }
+        if changes:
+            self.write_history(tx.conn, obj.name, old["id"], "update", changes)
+        self._write_notes(ctx)
+        self.runtime.hooks.run("after_save", ctx)
+        self._after_write(ctx)
+        return ctx
+
+    def system_update(self, object_name: str, record_id: str, values: dict, *, where: Any = None,
+                      action: str = "update", note: str | None = None, track: bool = True) -> dict | None:
+        """A conditional update by the platform itself (claims, recycles, approvals).
+
+        `where` narrows the UPDATE (e.g. owner IS NULL for a claim), so concurrent callers
+        cannot both win. Returns the new record, or None if the condition did not hold.
+        Runs the same hooks and history as any save.
+        """
+        obj = self.obj(object_name)
+        with self.transaction() as tx:
+            table = self.table(obj.name)
+            old = self.fetch(tx.conn, obj, record_id, for_update=True)
+            if old is None:
+                return None
+            record = dict(old)
+            record.update(values)
+            now = utcnow()
+            if record.get("owner") != old.get("owner"):
+                if "owner_since" not in values:
+                    record["owner_since"] = owner_since_after(old, record, now)
+                if "previous_owner" not in values:
+                    record["previous_owner"] = old.get("owner") or old.get("previous_owner")
+            record.update(updated_at=now, updated_by=self.principal.user_id, version=old["version"] + 1)
+            ctx = SaveContext(self, tx, self.registry, obj, table, "update", record, old, self.principal,
+                              self.access, "system", options={"system_action": action})
+            self.runtime.hooks.run("before_save", ctx)
+            row = self._storage_row(obj, table, ctx.record)
+            row.pop("id")
+            query = table.update().where(table.c.id == old["id"], table.c.version == old["version"])
+            if where is not None:
+                query = query.where(where)
+            with unique_guard(obj):
+                if tx.conn.execute(query.values(**row)).rowcount != 1:
+                    return None
+            changes = {
+                name: [self._history_value(obj, name, old.get(name)), self._history_value(obj, name, ctx.record.get(name))]
+                for name in (self._tracked(obj) if track else ALWAYS_TRACKED)
+                if old.get(name) != ctx.record.get(name)
+            }
+            self.write_history(tx.conn, obj.name, old["id"], action, changes, note)
+            self._write_notes(ctx)
+            self.runtime.hooks.run("after_save", ctx)
+            self._after_write(ctx)
+            return ctx.record
+
+    def delete(self, object_name: str, record_id: str) -> None:
+        obj = self.obj(object_name)
+        self._require_object_access(obj, "read")
+        with self.transaction() as tx:
+            old = self._visible(obj, self.fetch(tx.conn, obj, record_id))
+            if not self.access.allows_row(obj.name, "delete", old):
+                raise Forbidden(f"You may not delete this {obj.name} record.")
+            self._soft_delete(tx, obj, old, set())
+
+    def _soft_delete(self, tx: Tx, obj: ObjectDef, old: dict, seen: set) -> None:
+        if (obj.name, old["id"]) in seen:
+            return
+        seen.add((obj.name, old["id"]))
+        now = utcnow()
+        record = dict(old, deleted_at=now, updated_at=now, updated_by=self.principal.user_id,
+                      version=old["version"] + 1)
+        ctx = SaveContext(self, tx, self.registry, obj, self.table(obj.name), "delete", record, old,
+                          self.principal, self.access, self.source)
+        self.runtime.hooks.run("before_save", ctx)
+        for child, fdef in self.registry.children_of(obj.name):
+            ctable = self.table(child.name)
+            condition = sa.and_(ctable.c[fdef.name] == old["id"], ctable.c.deleted_at.is_(None))
+            if fdef.system:
+                continue
+            if fdef.on_delete == "restrict":
+                if tx.conn.execute(sa.select(ctable.c.id).where(condition).limit(1)).first():
+                    raise Conflict(
+                        f"Cannot delete: {child.name} records still refer to it through {fdef.name}.",
+                        code="delete_restricted",
+                    )
+            elif fdef.on_delete == "cascade":
+                for row in tx.conn.execute(sa.select(ctable).where(condition)).fetchall():
+                    self._soft_delete(tx, child, self.row_to_record(child, row), seen)
+            else:
+                ids = [r.id for r in tx.conn.execute(sa.select(ctable.c.id).where(condition))]
+                for child_id in ids:
+                    self.system_update(child.name, child_id, {fdef.name: None}, note=f"{obj.name} deleted")
+        result = tx.conn.execute(
+            ctx.table.update()
+            .where(ctx.table.c.id == old["id"], ctx.table.c.version == old["version"])
+            .values(deleted_at=now, updated_at=now, updated_by=self.principal.user_id, version=old["version"] + 1)
+        )
+        if result.rowcount != 1:
+            raise StaleVersion("The record was changed by someone else meanwhile; read it again.")
+        self.write_history(tx.conn, obj.name, old["id"], "delete", {})
+        self.runtime.hooks.run("after_save", ctx)
+        self._after_write(ctx)
+
+    def restore(self, object_name: str, record_id: str) -> dict:
+        obj = self.obj(object_name)
+        self._require_object_access(obj, "read")
+        with self.transaction() as tx:
+            old = self._visible(obj, self.fetch(tx.conn, obj, record_id, deleted=True))
+            if not self.access.allows_row(obj.name, "delete", old):
+                raise Forbidden(f"You may not restore this {obj.name} record.")
+            now = utcnow()
+            record = dict(old, deleted_at=None, updated_at=now, updated_by=self.principal.user_id,
+                          version=old["version"] + 1)
+            ctx = SaveContext(self, tx, self.registry, obj, self.table(obj.name), "restore", record, old,
+                              self.principal, self.access, self.source)
+            self.runtime.hooks.run("before_save", ctx)
+            self._check_unique(tx.conn, obj, record, list(obj.fields))
+            with unique_guard(obj):
+                tx.conn.execute(
+                    ctx.table.update().where(ctx.table.c.id == old["id"])
+                    .values(deleted_at=None, updated_at=now, updated_by=self.principal.user_id,
+                            version=record["version"])
+                )
+            self.write_history(tx.conn, obj.name, old["id"], "restore", {})
+            self.runtime.hooks.run("after_save", ctx)
+            self._after_write(ctx)
+        return self.to_json(obj, record)
+
+    def _storage_row(self, obj: ObjectDef, table: sa.Table, record: dict) -> dict:
+        plan = self.compiled.cache.get(("storage_plan", obj.name))
+        if plan is None:
+            converted = [(n, f) for n, f in obj.all_fields.items() if n in table.c and f.value_type == "multipicklist"]
+            skip = {c for c, _ in converted}
+            plain = [column.name for column in table.c if column.name not in skip]
+            plan = self.compiled.cache[("storage_plan", obj.name)] = (converted, plain)
+        converted, plain = plan
+        row = {name: record.get(name) for name in plain if name in record or name in obj.all_fields}
+        for name, fdef in converted:
+            row[name] = schemas.to_storage(fdef, record.get(name))
+        return row
+
+    def _after_write(self, ctx: SaveContext) -> None:
+        if ctx.obj.name in ("user", "department"):
+            ctx.tx.after_commit(self.runtime.directory_changed)
+
+
+def owner_since_after(old: dict, record: dict, now) -> Any:
+    """owner_since after an owner change that does not name it: a record handed from one owner
+    to another (admin reassignment, workflow action) keeps its clock, so pool protection and
+    recycling are not restarted; a record that had no owner starts one; no owner, no clock.
+    Claims and assignments from a pool set owner_since themselves."""
+    if not record.get("owner"):
+        return None
+    if old.get("owner") and old.get("owner_since"):
+        return old["owner_since"]
+    return now
