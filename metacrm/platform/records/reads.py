@@ -36,7 +36,7 @@ class RecordReads:
         for name, fdef in obj.all_fields.items():
             if name in hidden or fdef.type == "password" or name not in record:
                 continue
-            if only is not None and name not in only and name != "id":
+            if only is not None and name not in only and name not in ("id", "version"):  # always: PATCH needs it
                 continue
             out[name] = schemas.to_json_value(fdef, record[name])
             if fdef.polymorphic:
