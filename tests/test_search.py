@@ -121,3 +121,9 @@ def test_openapi_documents_search(client, admin_headers):
     op = doc["paths"]["/search"]["get"]
     assert {p["name"] for p in op["parameters"]} == {"q", "limit", "objects"}
     assert op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["groups"]["items"]
+
+
+def test_every_word_must_match():
+    assert query.score("umbrella group", "Umbrella Health") < query.THRESHOLD
+    assert query.score("group umbrella", "Umbrella Group") >= 1
+    assert query.score("li wei", "Li Wei") > query.score("wei", "Li Wei")

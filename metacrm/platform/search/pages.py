@@ -14,7 +14,7 @@ from .query import MAX_QUERY, search
 
 routes = Routes()
 
-NAV = (NavEntry("search", "search.placeholder", "search_page", section="search", title="search.title"),)
+NAV = (NavEntry("search", "search.placeholder", "web.search_page", section="search", title="search.title"),)
 
 
 @routes.page("/search")

@@ -6,9 +6,10 @@ row scope, soft deletes and field access decide what is shown, as on every other
 2. Candidates come from the trigram index: every entry sharing a 3-character piece with the
    query (SQLite FTS5 trigram), or containing it / word-similar to it (PostgreSQL pg_trgm); a
    query under 3 characters (two Chinese characters, say) is a substring match.
-3. Each candidate is scored the same way on both databases: 1 for a substring, otherwise the
-   share of the query's trigrams found in the value; below THRESHOLD it is dropped (so
-   "Acme Corporaton" finds "Acme Corporation", and "xyz" finds nothing).
+3. Each candidate is scored the same way on both databases, word by word: 1 for a word found
+   as a substring, otherwise the share of the word's trigrams found in the value; the weakest
+   word decides, and below THRESHOLD the candidate is dropped (so "Acme Corporaton" finds
+   "Acme Corporation", "umbrella group" does not find "Umbrella Health", "xyz" finds nothing).
 4. The surviving ids of each object are read with RecordService.list (scope + deleted_at), best
    first, at most `per_object` records per object.
 """
@@ -38,14 +39,30 @@ def trigrams(text: str) -> set[str]:
     return {text[i:i + 3] for i in range(max(len(text) - 2, 0))} or ({text} if text else set())
 
 
-def score(query: str, value: str) -> float:
-    q, v = fold(query), fold(value)
-    if q in v:
-        return 1.0 + (0.5 if v.startswith(q) else 0.0) + (0.5 if v == q else 0.0)
-    grams = trigrams(q)
-    if len(q) < 3 or not grams:
+def words(text: str) -> list[str]:
+    return fold(text).split()
+
+
+def _word_score(word: str, value: str) -> float:
+    if word in value:
+        return 1.0
+    grams = trigrams(word)
+    if len(word) < 3 or not grams:
         return 0.0
-    return len(grams & trigrams(v)) / len(grams)
+    return len(grams & trigrams(value)) / len(grams)
+
+
+def score(query: str, value: str) -> float:
+    """The weakest word's match (1 for a substring, else its share of trigrams in the value),
+    plus a bonus when the whole query is a prefix of or equal to the value."""
+    q, v = fold(query).strip(), fold(value)
+    parts = q.split()
+    if not parts:
+        return 0.0
+    base = min(_word_score(w, v) for w in parts)
+    if base < THRESHOLD:
+        return base
+    return base + (0.5 if v.startswith(q) else 0.0) + (0.5 if v == q else 0.0) + (0.25 if q in v else 0.0)
 
 
 @dataclass
@@ -81,29 +98,33 @@ def allowed_fields(service: RecordService) -> dict[str, list[str]]:
 def _candidates(conn: sa.Connection, q: str, scope: dict[str, list[str]]) -> list[tuple]:
     where = sa.or_(*[sa.and_(entry.c.object == o, entry.c.field.in_(names)) for o, names in scope.items()])
     folded = fold(q)
-    pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    parts = folded.split()
     cols = (entry.c.object, entry.c.record_id, entry.c.field, entry.c.body)
-    if conn.dialect.name == "sqlite" and len(folded) >= 3:
-        grams = sorted(trigrams(folded))
+    body = sa.func.lower(entry.c.body)
+
+    def like(word: str):
+        return body.like("%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",
+                         escape="\\")
+
+    long_words = [w for w in parts if len(w) >= 3]
+    if conn.dialect.name == "sqlite" and long_words:
+        grams = sorted(set().union(*(trigrams(w) for w in long_words)))
         match = " OR ".join('"' + g.replace('"', '""') + '"' for g in grams)
         fts = sa.table("mc_search_fts", sa.column("rowid"))
         query = (sa.select(*cols).select_from(entry.join(fts, fts.c.rowid == entry.c.id))
                  .where(sa.text("mc_search_fts MATCH :m").bindparams(m=match), where)
                  .order_by(sa.text("mc_search_fts.rank")).limit(CANDIDATES))
-    elif conn.dialect.name == "postgresql" and len(folded) >= 3:
-        body = sa.func.lower(entry.c.body)
-        similar = sa.literal(folded).op("<%")(body)
-        query = (sa.select(*cols).where(where, sa.or_(body.like(pattern, escape="\\"), similar))
+    elif conn.dialect.name == "postgresql" and long_words:
+        similar = [sa.literal(w).op("<%")(body) for w in long_words]
+        query = (sa.select(*cols).where(where, sa.or_(*[like(w) for w in parts], *similar))
                  .order_by(sa.func.word_similarity(folded, body).desc()).limit(CANDIDATES))
     else:
-        query = (sa.select(*cols).where(where, sa.func.lower(entry.c.body).like(pattern, escape="\\"))
-                 .limit(CANDIDATES))
+        query = sa.select(*cols).where(where, sa.and_(*[like(w) for w in parts])).limit(CANDIDATES)
     try:
         return [tuple(r) for r in conn.execute(query)]
-    except sa.exc.ProgrammingError:  # PostgreSQL without pg_trgm: no `<%`, substring only
+    except sa.exc.ProgrammingError:  # PostgreSQL without pg_trgm: no `<%`, substrings only
         conn.rollback()
-        query = (sa.select(*cols).where(where, sa.func.lower(entry.c.body).like(pattern, escape="\\"))
-                 .limit(CANDIDATES))
+        query = sa.select(*cols).where(where, sa.or_(*[like(w) for w in parts])).limit(CANDIDATES)
         return [tuple(r) for r in conn.execute(query)]
 
 
