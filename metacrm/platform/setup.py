@@ -30,6 +30,7 @@ FEATURES = (
     "metacrm.platform.pools",
     "metacrm.platform.imports",
     "metacrm.platform.reports",
+    "metacrm.platform.search",
     "metacrm.workflow",
     "metacrm.approval",
     "metacrm.plugins",

@@ -166,4 +166,49 @@
   }
 
   document.querySelectorAll(".lookup[data-targets]").forEach(enhanceLookup);
+
+  /* The header's search box: "/" or Ctrl+K focuses it; typing shows the best matches (the
+     search page's own groups, rendered by the server for this user); Enter opens the page. */
+  var topSearch = document.getElementById("topsearch-q");
+  if (topSearch) {
+    var suggestBox = document.getElementById("topsearch-list");
+    var suggestTimer = null, suggestSeq = 0;
+    document.addEventListener("keydown", function (event) {
+      var tag = (event.target.tagName || "").toLowerCase();
+      var typing = tag === "input" || tag === "textarea" || tag === "select" || event.target.isContentEditable;
+      if ((event.key === "/" && !typing) || (event.key.toLowerCase() === "k" && (event.ctrlKey || event.metaKey))) {
+        event.preventDefault();
+        topSearch.focus();
+        topSearch.select();
+      }
+    });
+    var hideSuggest = function () {
+      suggestBox.hidden = true;
+      topSearch.setAttribute("aria-expanded", "false");
+    };
+    topSearch.addEventListener("input", function () {
+      clearTimeout(suggestTimer);
+      var q = topSearch.value.trim();
+      if (q.length < 2) { hideSuggest(); return; }
+      suggestTimer = setTimeout(function () {
+        var seq = ++suggestSeq;
+        fetch(topSearch.getAttribute("data-suggest") + "?partial=1&q=" + encodeURIComponent(q),
+              {credentials: "same-origin", headers: {"Accept": "text/html"}})
+          .then(function (r) { return r.ok ? r.text() : ""; })
+          .then(function (html) {
+            if (seq !== suggestSeq) { return; }
+            suggestBox.innerHTML = html;
+            suggestBox.hidden = !html.trim();
+            topSearch.setAttribute("aria-expanded", suggestBox.hidden ? "false" : "true");
+          })
+          .catch(hideSuggest);
+      }, 200);
+    });
+    topSearch.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") { hideSuggest(); }
+    });
+    document.addEventListener("click", function (event) {
+      if (!event.target.closest || !event.target.closest(".topsearch")) { hideSuggest(); }
+    });
+  }
 })();
