@@ -65,6 +65,7 @@ def setup(ctx) -> None:
     # L6 payments, credit, commission
     ctx.before_save("payment_plan", payments.payment_plan_hook, order=150, ops=SAVE)
     ctx.before_save("instalment", payments.instalment_hook, order=150, ops=["create", "update", "restore"])
+    ctx.before_save("instalment", payments.active_plan_guard, order=160, ops=WRITES)
     ctx.after_save("instalment", payments.instalment_after_save, ops=WRITES)
     ctx.before_save("payment", payments.payment_hook, order=150, ops=SAVE)
     ctx.after_save("payment", payments.payment_after_save, ops=WRITES)

@@ -106,6 +106,8 @@ def payments(demo: Seeder) -> None:
         for seq, share in enumerate(shares, start=1):
             due = signed + timedelta(days=15 + 60 * (seq - 1))
             value = (amount * share).quantize(Decimal("0.01"))
+            if seq == len(shares):  # the last instalment takes the rounding: the plan adds up
+                value = amount - sum((amount * x).quantize(Decimal("0.01")) for x in shares[:-1])
             inst = s.create("instalment", {"payment_plan": plan["id"], "due_date": due.isoformat(),
                                            "amount": str(value), "sequence": seq,
                                            "method": demo.rng.choice(["bank_transfer", "bank_transfer",
@@ -128,4 +130,5 @@ def payments(demo: Seeder) -> None:
                                  "method": "bank_transfer", "reference": f"BK{demo.rng.randint(10**7, 10**8)}"})
             demo.count("payments")
             overdue += behaviour == "partial" and due < demo.today
+        s.update("payment_plan", plan["id"], {"status": "active"})
     demo.count("overdue_instalments", overdue)

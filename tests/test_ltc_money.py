@@ -1,0 +1,155 @@
+"""Money rules that hold on every path: a receipt is recorded once (the bank reference is its
+natural key per contract, and its commission is earned once), outstanding never goes negative
+(overpayment is refused with the amount outstanding), an active payment plan's instalments sum
+to the contract amount."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from metacrm.platform.errors import CrmError
+from tests import test_ltc_support as support
+from tests.conftest import make_user
+from tests.test_ltc_flow import Api as FlowApi
+
+ltc = support.ltc  # fixture
+org = support.org  # fixture
+
+
+class Api(FlowApi):
+    def call(self, method, path, expect=200, **kw):
+        body = super().call(method, path, expect, **kw)
+        return body["error"] if expect >= 400 and isinstance(body, dict) and "error" in body else body
+
+
+def books(org, amounts=("600", "400"), contract_amount="1000", name="Money Co"):
+    system = org.system
+    account = system.create("account", {"name": name, "owner": org.rep_a.id})
+    contract = system.create("contract", {"name": name, "account": account["id"], "amount": contract_amount,
+                                          "owner": org.rep_a.id})
+    plan = system.create("payment_plan", {"contract": contract["id"]})
+    instalments = [system.create("instalment", {"payment_plan": plan["id"], "due_date": support.days(30 + i)
+                                                .isoformat(), "amount": a}) for i, a in enumerate(amounts)]
+    return contract, plan, instalments
+
+
+def commission_lines(org, payment_id: str) -> list[dict]:
+    table = org.runtime.compiled().tables["commission_line"]
+    with org.runtime.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(table.c.id, table.c.line_key).where(
+            table.c.payment == payment_id, table.c.deleted_at.is_(None)))]
+
+
+def test_a_receipt_is_recorded_once_by_its_bank_reference(org, client):
+    system = org.system
+    plan = system.create("commission_plan", {"name": "Std", "mode": "on_collection", "tier_mode": "whole",
+                                             "period": "month", "is_default": True})
+    system.create("commission_tier", {"plan": plan["id"], "from_value": "0", "rate": "2"})
+    fin = Api(client, make_user(org.runtime, client, "money_fin", ["finance"]).headers)
+    contract, _, (i1, i2) = books(org)
+    today = support.days(0).isoformat()
+    first = fin.post("/records/payment", {"instalment": i1["id"], "amount": "300", "received_on": today,
+                                          "reference": "BK 0001"})
+    assert first["reference_key"] == f"{contract['id']}:bk0001"
+    assert len(commission_lines(org, first["id"])) == 1
+    # the same transfer again (spacing and case differ), even against the other instalment: 409, nothing saved
+    again = fin.post("/records/payment", {"instalment": i2["id"], "amount": "300", "received_on": today,
+                                          "reference": "bk0001 "}, expect=409)
+    assert (again["code"], again["existing_id"], again["existing_number"]) == \
+           ("duplicate_payment", first["id"], first["number"])
+    assert list(again["fields"]) == ["reference"]
+    assert fin.get(f"/records/instalment/{i2['id']}")["paid_amount"] == "0.00"
+    # editing another receipt onto a used reference is refused the same way
+    second = fin.post("/records/payment", {"instalment": i2["id"], "amount": "100", "received_on": today,
+                                           "reference": "BK0002"})
+    fin.patch(f"/records/payment/{second['id']}", {"reference": "BK0001"}, expect=409)
+    # the same reference on another contract is another transfer
+    other, _, (o1, _) = books(org, name="Other Co")
+    fin.post("/records/payment", {"instalment": o1["id"], "amount": "50", "received_on": today,
+                                  "reference": "BK0001"})
+    # import: a second row with a used reference is reported with its row number and not saved
+    report = fin.call("post", "/records/payment/import", 200, json=[
+        {"instalment": i1["id"], "amount": "10", "received_on": today, "reference": "BK0003"},
+        {"instalment": i1["id"], "amount": "10", "received_on": today, "reference": "BK0001"},
+    ])
+    assert [(r["row"], r["status"]) for r in report["rows"]] == [(1, "created"), (2, "error")]
+    assert fin.get(f"/records/instalment/{i1['id']}")["paid_amount"] == "310.00"
+    # commission is earned once per payment: recomputing changes nothing, and the database
+    # refuses a second line for the same rep and payment
+    support.run_action(org.runtime, org.fin, "commission_plan", plan["id"], "recompute")
+    support.run_action(org.runtime, org.fin, "commission_plan", plan["id"], "recompute")
+    (line,) = commission_lines(org, first["id"])
+    assert line["line_key"] == f"{org.rep_a.id}|payment:{first['id']}"
+    try:
+        system.create("commission_line", {"user": org.rep_a.id, "period": today[:7], "kind": "collection",
+                                          "source_key": f"payment:{first['id']}", "line_key": line["line_key"]})
+    except CrmError as exc:
+        assert exc.status == 400 and "line_key" in exc.fields, exc.fields
+    else:
+        raise AssertionError("a second commission line for one payment was saved")
+    assert len(commission_lines(org, first["id"])) == 1
+
+
+def test_overpayment_is_refused_and_outstanding_never_goes_negative(org, client):
+    fin = Api(client, make_user(org.runtime, client, "money_fin2", ["finance"]).headers)
+    _, plan, (i1, _) = books(org)
+    today = support.days(0).isoformat()
+    p1 = fin.post("/records/payment", {"instalment": i1["id"], "amount": "450", "received_on": today})
+    over = fin.post("/records/payment", {"instalment": i1["id"], "amount": "151", "received_on": today}, expect=422)
+    assert (over["code"], over["outstanding"], list(over["fields"])) == ("overpayment", "150.00", ["amount"])
+    assert "150.00" in over["message"]
+    # raising a receipt past the amount due
+    fin.patch(f"/records/payment/{p1['id']}", {"amount": "601"}, expect=422)
+    p2 = fin.post("/records/payment", {"instalment": i1["id"], "amount": "150", "received_on": today})
+    assert fin.get(f"/records/instalment/{i1['id']}")["outstanding"] == "0.00"
+    # a refund re-opens 100; deleting the refund once the 100 is collected again would overpay
+    refund = fin.post("/records/payment", {"instalment": i1["id"], "amount": "-100", "refund_of": p1["id"],
+                                           "received_on": today})
+    fin.post("/records/payment", {"instalment": i1["id"], "amount": "100", "received_on": today})
+    gone = fin.call("delete", f"/records/payment/{refund['id']}", 422)
+    assert gone["code"] == "overpayment"
+    assert fin.get(f"/records/payment/{refund['id']}")["amount"] == "-100.00"
+    # lowering the instalment below what is collected
+    lowered = fin.patch(f"/records/instalment/{i1['id']}", {"amount": "500"}, expect=422)
+    assert lowered["code"] == "overpayment"
+    # un-flagging a full refund after the money was collected again
+    fin.patch(f"/records/payment/{p2['id']}", {"refunded": True})
+    fin.post("/records/payment", {"instalment": i1["id"], "amount": "150", "received_on": today})
+    fin.patch(f"/records/payment/{p2['id']}", {"refunded": False}, expect=422)
+    state = fin.get(f"/records/instalment/{i1['id']}")
+    assert (state["paid_amount"], state["outstanding"], state["status"]) == ("600.00", "0.00", "paid")
+    assert fin.get(f"/records/payment_plan/{plan['id']}")["outstanding"] == "400.00"
+    # import: the overpaying row is an error naming its row, the others are saved
+    report = fin.call("post", "/records/payment/import", 200, json=[
+        {"instalment": i1["id"], "amount": "1", "received_on": today},
+    ])
+    assert report["rows"][0]["status"] == "error" and report["rows"][0]["row"] == 1
+
+
+def test_an_active_plan_sums_to_its_contract_amount(org, client):
+    fin = Api(client, make_user(org.runtime, client, "money_fin3", ["finance"]).headers)
+    _, plan, (i1, i2) = books(org, amounts=("600", "300"))
+    assert plan["status"] == "draft"
+    short = fin.patch(f"/records/payment_plan/{plan['id']}", {"status": "active"}, expect=422)
+    assert (short["code"], short["difference"], short["instalment_total"], short["contract_amount"]) == \
+           ("plan_total_mismatch", "100.00", "900.00", "1000.00")
+    assert "100.00 short of the contract amount 1000.00" in short["message"]
+    assert fin.get(f"/records/payment_plan/{plan['id']}")["status"] == "draft"
+    i3 = fin.post("/records/instalment", {"payment_plan": plan["id"], "due_date": support.days(90).isoformat(),
+                                          "amount": "100"})
+    assert fin.patch(f"/records/payment_plan/{plan['id']}", {"status": "active"})["status"] == "active"
+    # while active, every change of the total is refused with the difference named
+    changed = fin.patch(f"/records/instalment/{i2['id']}", {"amount": "350"}, expect=422)
+    assert (changed["code"], changed["difference"]) == ("plan_total_mismatch", "-50.00")
+    fin.post("/records/instalment", {"payment_plan": plan["id"], "due_date": support.days(99).isoformat(),
+                                     "amount": "1"}, expect=422)
+    fin.call("delete", f"/records/instalment/{i3['id']}", 422)
+    # a change that keeps the total is fine; back to draft to restructure
+    fin.patch(f"/records/instalment/{i1['id']}", {"due_date": support.days(40).isoformat()})
+    fin.patch(f"/records/payment_plan/{plan['id']}", {"status": "draft"})
+    fin.patch(f"/records/instalment/{i2['id']}", {"amount": "350"})
+    over = fin.patch(f"/records/payment_plan/{plan['id']}", {"status": "active"}, expect=422)
+    assert "50.00 over the contract amount" in over["message"]
+    # created active in one go: an empty plan does not add up
+    contract, _, _ = books(org, amounts=(), name="Empty Co")
+    fin.post("/records/payment_plan", {"contract": contract["id"], "status": "active"}, expect=422)
