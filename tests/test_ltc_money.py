@@ -153,3 +153,46 @@ def test_an_active_plan_sums_to_its_contract_amount(org, client):
     # created active in one go: an empty plan does not add up
     contract, _, _ = books(org, amounts=(), name="Empty Co")
     fin.post("/records/payment_plan", {"contract": contract["id"], "status": "active"}, expect=422)
+
+
+def test_campaign_costs_roll_up_and_negative_roi_stays_negative(org, client, admin_headers):
+    from metacrm.platform.reports import run_report
+
+    api = Api(client, admin_headers)
+    plan = api.post("/records/campaign", {"name": "Plan 2026", "record_type": "marketing_plan", "budget": "90000"})
+    expo = api.post("/records/campaign", {"name": "Expo", "parent": plan["id"], "budget": "20000",
+                                          "expected_revenue": "100000", "other_cost": "4000"})
+    web = api.post("/records/campaign", {"name": "Web ads", "parent": plan["id"], "budget": "10000",
+                                         "expected_revenue": "30000"})
+    assert (expo["task_cost"], expo["actual_cost"], expo["roi"]) == ("0.00", "4000.00", "-100.00")
+    assert web["roi"] is None  # nothing spent: no ROI, not 0 %
+    # task costs roll up into the campaign's actual cost, and on into the plan's totals
+    t1 = api.post("/records/campaign_task", {"name": "Booth", "campaign": expo["id"], "cost": "5000"})
+    api.post("/records/campaign_task", {"name": "Banners", "campaign": web["id"], "cost": "1000"})
+    expo = api.get(f"/records/campaign/{expo['id']}")
+    assert (expo["task_cost"], expo["actual_cost"]) == ("5000.00", "9000.00")
+    totals = api.get(f"/records/campaign/{plan['id']}")
+    assert (totals["plan_budget"], totals["plan_cost"], totals["plan_expected_revenue"]) == \
+           ("30000.00", "10000.00", "130000.00")
+    api.patch(f"/records/campaign_task/{t1['id']}", {"cost": "3000"})
+    assert api.get(f"/records/campaign/{plan['id']}")["plan_cost"] == "8000.00"
+    api.call("delete", f"/records/campaign_task/{t1['id']}", 204)
+    assert api.get(f"/records/campaign/{expo['id']}")["actual_cost"] == "4000.00"
+    assert api.get(f"/records/campaign/{plan['id']}")["plan_cost"] == "5000.00"
+    # a campaign moved out of the plan leaves its totals
+    api.patch(f"/records/campaign/{web['id']}", {"parent": None})
+    assert api.get(f"/records/campaign/{plan['id']}")["plan_budget"] == "20000.00"
+    # a won deal of 3,000 against 4,000 spent: ROI -25 %, on the record and in the report
+    account = org.system.create("account", {"name": "ROI Co", "owner": org.rep_a.id})
+    opp = org.system.create("opportunity", {"name": "ROI deal", "account": account["id"], "amount": "3000",
+                                            "campaign": expo["id"], "owner": org.rep_a.id,
+                                            "close_date": support.days(10).isoformat()})
+    org.system.update("opportunity", opp["id"], {"stage": "won", "win_loss_reason": "price"})
+    expo = api.get(f"/records/campaign/{expo['id']}")
+    assert (expo["won_revenue"], expo["roi"]) == ("3000.00", "-25.00")
+    report = run_report(org.system, "campaign_roi", {})
+    (row,) = [c for c in report["campaigns"] if c["campaign"] == expo["id"]]
+    assert (row["actual_cost"], row["won_revenue"], row["roi"]) == ("4000.00", "3000.00", "-25.00")
+    # the actual cost is computed: typing it is refused
+    typed = api.patch(f"/records/campaign/{expo['id']}", {"actual_cost": "1"}, expect=400)
+    assert "actual_cost" in typed["fields"]

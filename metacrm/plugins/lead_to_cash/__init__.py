@@ -18,7 +18,7 @@ need it too (they have no acting user).
 
 from __future__ import annotations
 
-from . import analytics, commission, leads, opportunities, orders, payments
+from . import analytics, campaigns, commission, leads, opportunities, orders, payments
 
 MANIFEST = {
     "name": "lead_to_cash",
@@ -30,7 +30,7 @@ MANIFEST = {
     "hooks": {
         "before_save": ["lead", "opportunity", "quote", "quote_line", "contract", "contract_amendment", "order",
                         "order_line", "payment_plan", "instalment", "payment", "quota"],
-        "after_save": ["lead_priority_rule", "activity", "order", "order_line", "instalment", "payment",
+        "after_save": ["campaign_task", "lead_priority_rule", "activity", "order", "order_line", "instalment", "payment",
                        "quota"],
     },
     "record_actions": {"lead": ["convert"], "order": ["release_credit"], "commission_plan": ["recompute"]},
@@ -42,6 +42,8 @@ WRITES = ["create", "update", "delete", "restore"]
 
 
 def setup(ctx) -> None:
+    # L1 campaigns
+    ctx.after_save("campaign_task", campaigns.task_after_save, ops=WRITES)
     # L2 leads
     ctx.before_save("lead", leads.key_lead_hook, order=150, ops=SAVE)
     ctx.after_save("lead_priority_rule", leads.priority_rule_changed, ops=WRITES)

@@ -35,7 +35,7 @@ def marketing(demo: Seeder) -> None:
     demo.campaigns = []
     for name, channel, budget, cost, start, status in CAMPAIGNS:
         created = s.create("campaign", {
-            "name": name, "channel": channel, "budget": budget, "actual_cost": cost, "parent": plan["id"],
+            "name": name, "channel": channel, "budget": budget, "other_cost": cost, "parent": plan["id"],
             "expected_revenue": str(Decimal(budget) * 8), "status": status, "owner": demo.uid(
                 demo.rng.choice(["mkt.li", "mkt.chen"])),
             "start_date": demo.day(start).isoformat(), "end_date": demo.day(start + 30).isoformat()})
