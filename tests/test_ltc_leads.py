@@ -77,7 +77,7 @@ def test_key_leads_follow_the_priority_rules(org):
     system = org.system
     system.create("lead_priority_rule", {"name": "Hardware in the east", "product_lines": ["hardware"],
                                          "regions": ["east"]})
-    system.create("lead_priority_rule", {"name": "Hot finance leads", "industries": ["finance"], "min_score": 80})
+    system.create("lead_priority_rule", {"name": "Hot finance leads", "industries": ["finance"], "min_score": 60})
     system.create("lead_priority_rule", {"name": "Inactive", "active": False})  # would match everything
     rep = org.rep_a.service(org.runtime)
 
@@ -87,10 +87,13 @@ def test_key_leads_follow_the_priority_rules(org):
 
     assert lead(1, product_line="hardware", region="east")["is_key_lead"] is True
     assert lead(2, product_line="hardware", region="west")["is_key_lead"] is False
-    assert lead(3, industry="finance", score=80)["is_key_lead"] is True
-    hot = lead(4, industry="finance", score=79)
-    assert hot["is_key_lead"] is False
-    assert rep.update("lead", hot["id"], {"score": 90})["is_key_lead"] is True  # the rep edits their lead
+    # the default scoring: web 15 + finance 20 + east 10 + recency 20 = 65 (the rule wants 60)
+    warm = lead(3, industry="finance", region="east")
+    assert (warm["score"], warm["is_key_lead"]) == (65, True)
+    hot = lead(4, industry="finance")  # 55
+    assert (hot["score"], hot["is_key_lead"]) == (55, False)
+    updated = rep.update("lead", hot["id"], {"region": "north"})  # the rep edits their lead: 65
+    assert (updated["score"], updated["is_key_lead"]) == (65, True)
     # reps cannot set the flag themselves
     with pytest.raises(CrmError) as exc:
         rep.create("lead", {"company": "K5", "email": "k5@example.com", "source": "web", "is_key_lead": True})

@@ -5,6 +5,8 @@ to the contract amount."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import sqlalchemy as sa
 
 from metacrm.platform.errors import CrmError
@@ -196,3 +198,59 @@ def test_campaign_costs_roll_up_and_negative_roi_stays_negative(org, client, adm
     # the actual cost is computed: typing it is refused
     typed = api.patch(f"/records/campaign/{expo['id']}", {"actual_cost": "1"}, expect=400)
     assert "actual_cost" in typed["fields"]
+
+
+def test_lead_score_is_computed_from_metadata_decays_and_marks_key_leads(org, client, admin_headers):
+    from metacrm.plugins.lead_to_cash.scoring import compute, scoring_doc
+
+    api = Api(client, admin_headers)
+    rep = Api(client, make_user(org.runtime, client, "score_rep", ["sales_rep"]).headers)
+    doc = scoring_doc(org.runtime.compiled().registry)
+    assert (doc["name"], doc["threshold"]) == ("lead_score", 70)
+    # referral 25 + finance 20 + east 10 + recency 20 (touched today) = 75 ≥ 70: a key lead
+    lead = api.post("/records/lead", {"company": "Score Co", "email": "s@score.example", "source": "referral",
+                                      "industry": "finance", "region": "east", "owner": org.rep_a.id})
+    assert (lead["score"], lead["is_key_lead"]) == (75, True)
+    # typed scores are refused for a rep (read-only) and ignored for an admin (computed)
+    mine = rep.post("/records/lead", {"company": "Typed Co", "email": "t@typed.example", "source": "web"})
+    refused = rep.patch(f"/records/lead/{mine['id']}", {"score": 99}, expect=400)
+    assert "score" in refused["fields"]
+    assert api.patch(f"/records/lead/{lead['id']}", {"score": 5})["score"] == 75
+    # a value worth less lowers it below the threshold: 5 + 20 + 10 + 20 = 55
+    cooler = api.patch(f"/records/lead/{lead['id']}", {"source": "web_ad"})
+    assert (cooler["score"], cooler["is_key_lead"]) == (55, False)
+    # follow-ups add 5 each, at most 20: three make 70, a key lead again
+    for i in range(3):
+        api.post("/records/activity", {"subject": f"Call {i}", "type": "call", "related_to": lead["id"]})
+    assert (api.get(f"/records/lead/{lead['id']}")["score"], api.get(f"/records/lead/{lead['id']}")["is_key_lead"]) \
+        == (70, True)
+    for i in range(3):
+        api.post("/records/activity", {"subject": f"Visit {i}", "type": "call", "related_to": lead["id"]})
+    assert api.get(f"/records/lead/{lead['id']}")["score"] == 75  # 20 points of follow-ups at most
+    # recency halves every 14 days: 28 days later 20 → 5; the sweep re-scores and clears the flag
+    table = org.runtime.compiled().tables["lead"]
+    with org.runtime.transaction() as tx:
+        past = support.days(-28)
+        tx.conn.execute(sa.update(table).where(table.c.id == lead["id"]).values(
+            last_activity_at=datetime(past.year, past.month, past.day, 9, tzinfo=timezone.utc)))
+    assert "re-scored" in support.sweep(org.runtime, "rescore_key_leads")
+    swept = api.get(f"/records/lead/{lead['id']}")
+    assert (swept["score"], swept["is_key_lead"]) == (60, False)
+    assert "0 re-scored" in support.sweep(org.runtime, "rescore_key_leads")  # idempotent
+    # the formula itself: clamped to 0 .. max_score, unknown values score 0
+    record = {"source": "nope", "industry": None, "created_at": support.days(-14)}
+    assert compute(doc, record, 0, support.days(0)) == {"score": 10, "parts": {
+        "source": 0, "industry": 0, "region": 0, "activity": 0, "recency": 10}}
+    assert compute(dict(doc, max_score=30), {"source": "referral", "industry": "finance"}, 9,
+                   support.days(0))["score"] == 30
+
+
+def test_a_lead_scoring_document_is_validated(ltc, client, admin_headers):
+    bad = {"kind": "lead_scoring", "name": "broken", "object": "lead", "score_field": "company",
+           "criteria": [{"field": "source", "points": {"carrier_pigeon": 5}}],
+           "activity": {"object": "activity", "via": "subject", "points_each": 1}}
+    answer = client.put("/api/v1/meta/lead_scoring/broken?dry_run=1", json=bad, headers=admin_headers)
+    body = answer.get_json()
+    assert answer.status_code == 400, body
+    assert {"/score_field", "/criteria/0/points/carrier_pigeon", "/activity/via"} <= \
+        {issue["path"] for issue in body["error"]["issues"]}, body

@@ -319,6 +319,32 @@ def check_report(registry: Registry, doc: dict, report: Report) -> None:
                 report(f"/measures/{index}/field", f"{fdef.name} is not a number field")
 
 
+def check_lead_scoring(registry: Registry, doc: dict, report: Report) -> None:
+    obj = _object(registry, doc.get("object"), "/object", report)
+    if obj is None:
+        return
+    for key, wanted in (("score_field", ("integer",)), ("key_field", ("boolean",))):
+        if doc.get(key):
+            fdef = _field(obj, doc[key], f"/{key}", report)
+            if fdef is not None and fdef.value_type not in wanted:
+                report(f"/{key}", f"{fdef.name} is not a{'n integer' if key == 'score_field' else ' boolean'} field")
+    for index, criterion in enumerate(doc.get("criteria") or []):
+        fdef = _field(obj, criterion.get("field"), f"/criteria/{index}/field", report)
+        if fdef is None or not fdef.options:
+            continue
+        known = {str(o.get("value")) for o in fdef.options}
+        for value in criterion.get("points") or {}:
+            if value not in known:
+                report(f"/criteria/{index}/points/{value}", f"{value!r} is not an option of {fdef.name}")
+    activity = doc.get("activity") or {}
+    if activity.get("object"):
+        child = _object(registry, activity["object"], "/activity/object", report)
+        if child is not None:
+            via = _field(child, activity.get("via"), "/activity/via", report)
+            if via is not None and (not via.is_reference or obj.name not in (via.target or [])):
+                report("/activity/via", f"{via.name} is not a lookup to {obj.name}")
+
+
 CHECKERS: dict[str, Callable[[Registry, dict, Report], None]] = {
     "object": check_object,
     "layout": check_layout,
@@ -329,4 +355,5 @@ CHECKERS: dict[str, Callable[[Registry, dict, Report], None]] = {
     "approval_process": check_approval,
     "conversion": check_conversion,
     "report": check_report,
+    "lead_scoring": check_lead_scoring,
 }

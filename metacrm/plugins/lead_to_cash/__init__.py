@@ -18,7 +18,7 @@ need it too (they have no acting user).
 
 from __future__ import annotations
 
-from . import analytics, campaigns, commission, leads, opportunities, orders, payments
+from . import analytics, campaigns, commission, leads, opportunities, orders, payments, scoring
 
 MANIFEST = {
     "name": "lead_to_cash",
@@ -45,7 +45,9 @@ def setup(ctx) -> None:
     # L1 campaigns
     ctx.after_save("campaign_task", campaigns.task_after_save, ops=WRITES)
     # L2 leads
+    ctx.before_save("lead", scoring.score_hook, order=140, ops=SAVE)
     ctx.before_save("lead", leads.key_lead_hook, order=150, ops=SAVE)
+    ctx.after_save("activity", scoring.follow_up_after_save, ops=WRITES)
     ctx.after_save("lead_priority_rule", leads.priority_rule_changed, ops=WRITES)
     ctx.record_action("lead", "convert", leads.convert_action, label={"en": "Convert", "zh-CN": "转化"})
     ctx.job("rescore_key_leads", leads.rescore_job)

@@ -8,8 +8,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ...platform.clock import utcnow
+from ...platform.clock import today, utcnow
 from ...platform.errors import BadRequest, Conflict, NotFound
+from . import scoring
 from .common import rows, system_on, system_service, to_input, tx_cache
 
 CLOSED_LEAD_STATUSES = ("converted", "disqualified")
@@ -43,7 +44,9 @@ def key_lead_hook(ctx) -> None:
     relevant = ("product_line", "region", "industry", "score")
     if ctx.op == "update" and not any(ctx.changed(name) for name in relevant) and not ctx.options.get("rescore"):
         return
-    ctx.record["is_key_lead"] = any(rule_matches(rule, ctx.record) for rule in _active_rules(ctx))
+    doc = tx_cache(ctx.tx).get("lead_scoring")
+    ctx.record["is_key_lead"] = scoring.is_key(doc, ctx.record) or any(
+        rule_matches(rule, ctx.record) for rule in _active_rules(ctx))
 
 
 def priority_rule_changed(ctx) -> None:
@@ -52,21 +55,33 @@ def priority_rule_changed(ctx) -> None:
 
 
 def rescore_job(runtime) -> str:
-    """Re-evaluate open leads after priority rules change (set the flag where it differs)."""
+    """Re-score open leads (recency decays with time) and re-apply the priority rules after
+    they change: a lead is saved through the write path only where its score or flag differs."""
     service = system_service(runtime)
+    doc = scoring.scoring_doc(service.registry)
     with runtime.reading() as conn:
         rules = rows(service, conn, "lead_priority_rule", service.table("lead_priority_rule").c.active.is_(True))
         table = service.table("lead")
-        leads = rows(service, conn, "lead", table.c.status.not_in(CLOSED_LEAD_STATUSES),
-                     columns=["id", "product_line", "region", "industry", "score", "is_key_lead"])
-    changed = 0
+        leads = rows(service, conn, "lead", table.c.status.not_in(CLOSED_LEAD_STATUSES))
+        counts = scoring.follow_up_counts(service, conn, doc, [lead["id"] for lead in leads]) if doc else {}
+    changed, rescored = 0, 0
+    as_of = today()
     for lead in leads:
-        wanted = any(rule_matches(rule, lead) for rule in rules)
+        values = {}
+        if doc is not None:
+            score = scoring.compute(doc, lead, counts.get(lead["id"], 0), as_of)["score"]
+            if score != lead.get(doc["score_field"]):
+                values[doc["score_field"]] = score
+        probe = dict(lead, **values)
+        wanted = scoring.is_key(doc, probe) or any(rule_matches(rule, probe) for rule in rules)
         if bool(lead.get("is_key_lead")) != wanted:
-            service.system_update("lead", lead["id"], {"is_key_lead": wanted}, action="update",
-                                  note="lead priority rules re-applied")
+            values["is_key_lead"] = wanted
             changed += 1
-    return f"{changed} of {len(leads)} open leads changed key-lead flag"
+        if values:
+            rescored += doc is not None and doc["score_field"] in values
+            service.system_update("lead", lead["id"], values, action="update",
+                                  note="lead score and priority rules re-applied")
+    return f"{changed} of {len(leads)} open leads changed key-lead flag, {rescored} re-scored"
 
 
 # --- conversion -------------------------------------------------------------------------
