@@ -254,3 +254,61 @@ def test_a_lead_scoring_document_is_validated(ltc, client, admin_headers):
     assert answer.status_code == 400, body
     assert {"/score_field", "/criteria/0/points/carrier_pigeon", "/activity/via"} <= \
         {issue["path"] for issue in body["error"]["issues"]}, body
+
+
+def test_deliveries_and_returns_are_batches_that_never_exceed_the_order(org, client):
+    rep_user = make_user(org.runtime, client, "ship_rep", ["sales_rep"])
+    rep = Api(client, rep_user.headers)
+    account = org.system.create("account", {"name": "Ship Co", "owner": rep_user.id})
+    order = rep.post("/records/order", {"account": account["id"]})
+    rack = rep.post("/records/order_line", {"order": order["id"], "description": "Rack", "quantity": "10",
+                                            "unit_price": "100"})
+    disk = rep.post("/records/order_line", {"order": order["id"], "description": "Disk", "quantity": "4",
+                                            "unit_price": "50"})
+    # an unconfirmed order is not delivered
+    early = rep.post("/records/delivery", {"order": order["id"]}, expect=400)
+    assert early["code"] == "order_not_confirmed"
+    rep.patch(f"/records/order/{order['id']}", {"status": "confirmed"})
+    first = rep.post("/records/delivery", {"order": order["id"], "delivered_on": support.days(-2).isoformat()})
+    assert first["kind"] == "delivery" and first["number"].startswith("DL-")
+    rep.post("/records/delivery_line", {"delivery": first["id"], "order_line": rack["id"], "quantity": "6"})
+    too_many = rep.post("/records/delivery_line", {"delivery": first["id"], "order_line": rack["id"],
+                                                   "quantity": "5"}, expect=422)
+    assert (too_many["code"], too_many["available"], list(too_many["fields"])) == \
+           ("quantity_exceeds", "4.00", ["quantity"])
+    assert "Only 4.00 of Rack is left to deliver" in too_many["message"]
+    line = rep.get(f"/records/order_line/{rack['id']}")
+    assert (line["delivered_qty"], line["delivered_on"]) == ("6.00", support.days(-2).isoformat())
+    state = rep.get(f"/records/order/{order['id']}")
+    assert (state["delivery_status"], state["delivered_amount"], state["status"]) == ("partial", "600.00", "confirmed")
+    # a second batch delivers the rest: the order is delivered
+    second = rep.post("/records/delivery", {"order": order["id"]})
+    rep.post("/records/delivery_line", {"delivery": second["id"], "order_line": rack["id"], "quantity": "4"})
+    d2 = rep.post("/records/delivery_line", {"delivery": second["id"], "order_line": disk["id"], "quantity": "4"})
+    state = rep.get(f"/records/order/{order['id']}")
+    assert (state["delivery_status"], state["status"], state["delivered_amount"]) == ("delivered", "delivered", "1200.00")
+    # a delivered quantity is not edited, and a line of another order is refused
+    fixed = rep.patch(f"/records/delivery_line/{d2['id']}", {"quantity": "3"}, expect=409)
+    assert fixed["code"] == "delivery_line_fixed"
+    other = rep.post("/records/order", {"account": account["id"]})
+    stray = rep.post("/records/order_line", {"order": other["id"], "description": "Stray", "quantity": "1"})
+    rep.post("/records/delivery_line", {"delivery": second["id"], "order_line": stray["id"], "quantity": "1"},
+             expect=400)
+    # returns per line, never more than delivered
+    back = rep.post("/records/delivery", {"order": order["id"], "kind": "return"})
+    rep.post("/records/delivery_line", {"delivery": back["id"], "order_line": disk["id"], "quantity": "3"})
+    over = rep.post("/records/delivery_line", {"delivery": back["id"], "order_line": disk["id"], "quantity": "2"},
+                    expect=422)
+    assert over["available"] == "1.00" and "returnable" in over["message"]
+    line = rep.get(f"/records/order_line/{disk['id']}")
+    assert (line["returned_qty"], line["returned_amount"]) == ("3.00", "150.00")
+    assert rep.get(f"/records/order/{order['id']}")["returned_amount"] == "150.00"
+    # deleting a delivery line while its goods are counted as returned would make returned > delivered
+    refused = rep.call("delete", f"/records/delivery_line/{d2['id']}", 422)
+    assert refused["code"] == "quantity_exceeds"
+    # typing a delivered quantity past the order is refused too (the line's own rule)
+    typed = rep.patch(f"/records/order_line/{disk['id']}", {"quantity": "2"}, expect=400)
+    assert "delivered_qty" in typed["fields"]
+    # deleting the return batch gives the quantity back
+    rep.call("delete", f"/records/delivery/{back['id']}", 204)
+    assert rep.get(f"/records/order_line/{disk['id']}")["returned_qty"] == "0.00"

@@ -18,7 +18,7 @@ need it too (they have no acting user).
 
 from __future__ import annotations
 
-from . import analytics, campaigns, commission, leads, opportunities, orders, payments, scoring
+from . import analytics, campaigns, commission, deliveries, leads, opportunities, orders, payments, scoring
 
 MANIFEST = {
     "name": "lead_to_cash",
@@ -29,9 +29,9 @@ MANIFEST = {
     "permissions": ["elevated"],
     "hooks": {
         "before_save": ["lead", "opportunity", "quote", "quote_line", "contract", "contract_amendment", "order",
-                        "order_line", "payment_plan", "instalment", "payment", "quota"],
+                        "order_line", "delivery", "delivery_line", "payment_plan", "instalment", "payment", "quota"],
         "after_save": ["campaign_task", "lead_priority_rule", "activity", "order", "order_line", "instalment", "payment",
-                       "quota"],
+                       "quota", "delivery_line"],
     },
     "record_actions": {"lead": ["convert"], "order": ["release_credit"], "commission_plan": ["recompute"]},
     "jobs": ["rescore_key_leads", "stalled_opportunities", "overdue_instalments"],
@@ -64,6 +64,9 @@ def setup(ctx) -> None:
     ctx.after_save("order", orders.order_after_save, ops=WRITES)
     ctx.before_save("order_line", orders.order_line_hook, order=150, ops=SAVE)
     ctx.after_save("order_line", orders.order_line_after_save, ops=WRITES)
+    ctx.before_save("delivery", deliveries.delivery_hook, order=150, ops=SAVE)
+    ctx.before_save("delivery_line", deliveries.delivery_line_hook, order=150, ops=["create", "update", "restore"])
+    ctx.after_save("delivery_line", deliveries.delivery_line_after_save, ops=WRITES)
     ctx.record_action("order", "release_credit", orders.release_credit_action, permission="credit.release",
                       label={"en": "Release credit", "zh-CN": "信用放行"})
     # L6 payments, credit, commission

@@ -204,6 +204,9 @@ def order_line_hook(ctx) -> None:
     if delivered > quantity:
         raise ValidationFailed("Delivered quantity exceeds the ordered quantity.",
                                fields={"delivered_qty": [f"At most {quantity}."]})
+    from .deliveries import check_line_quantities
+
+    check_line_quantities(record)
     if ctx.changed("delivered_qty") and delivered and not ctx.changed("delivered_on"):
         record["delivered_on"] = today()
 
