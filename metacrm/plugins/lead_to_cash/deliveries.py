@@ -90,7 +90,7 @@ def delivery_line_after_save(ctx) -> None:
             values["delivered_on"] = record.get("delivered_on")
         note = "delivered" if sign > 0 else "delivery cancelled"
     system_for(ctx).system_update("order_line", line["id"], values,
-                                  note=f"{note}: {abs(delta)} ({record.get('delivery')})")
+                                  note=f"{note}: {abs(delta)}")
 
 
 def check_line_quantities(record: dict) -> None:
