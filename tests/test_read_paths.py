@@ -37,7 +37,7 @@ ROLES = [
                  "account": {"read": "all"}},
      "fields": {"opportunity": {"amount": "hidden"}}},
     {"kind": "role", "name": "rp_own", "label": "Own records",
-     "objects": {"account": {"create": "all", "read": "own", "edit": "own", "delete": "own", "export": "own",
+     "objects": {"account": {"create": "all", "read": "own", "edit": "own", "delete": "own", "export": "all",
                              "report": "all"},
                  "opportunity": {"create": "all", "read": "own", "edit": "own", "report": "all"},
                  "instalment": {"read": "all", "report": "all"}}},
@@ -121,6 +121,14 @@ def test_report_rows_stay_within_the_read_scope(world):
     forecast = c.get("/api/v1/reports/forecast", headers=h).get_json()
     assert {row["user"] for row in forecast["rows"]} == {world.rep_b.id}
     assert "987654" not in json.dumps(forecast)
+
+
+def test_an_export_right_wider_than_the_read_right_exports_the_read_scope(world):
+    response = world.client.get("/api/v1/records/account/export", headers=world.rep_b.headers)
+    assert response.status_code == 200, _text(response)
+    rows = list(csv.DictReader(io.StringIO(_text(response).lstrip("\ufeff"))))
+    assert [row["name"] for row in rows] == ["Beta Own Trading"]
+    assert "Acme" not in _text(response)
 
 
 def test_never_grouped_by_id_or_a_unique_field(world):
