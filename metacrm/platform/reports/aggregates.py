@@ -210,8 +210,9 @@ def _labels(service, group: _Group, values: set) -> dict[str, str]:
         query = sa.select(ttable.c.id, ttable.c[name_field]).where(ttable.c.id.in_(ids))
         if target == "user":
             query = query.add_columns(ttable.c.username)
-        elif service.access.scope(target, "read") == "none":
-            continue
+        elif service.access.scope(target, "read") == "none" or service.access.field_access(
+                target, name_field) == "hidden":
+            continue  # no label the caller could not read on the record itself
         else:
             query = query.where(service.access.row_filter(target, "read", ttable))
         with service._reading() as conn:
