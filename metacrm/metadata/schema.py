@@ -37,6 +37,7 @@ KINDS: tuple[str, ...] = (
     "role",
     "report",
     "lead_scoring",
+    "app",
 )
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
