@@ -5,7 +5,7 @@ to the contract amount."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -66,7 +66,7 @@ def test_a_receipt_is_recorded_once_by_its_bank_reference(org, client):
                                            "reference": "BK0002"})
     fin.patch(f"/records/payment/{second['id']}", {"reference": "BK0001"}, expect=409)
     # the same reference on another contract is another transfer
-    other, _, (o1, _) = books(org, name="Other Co")
+    _, _, (o1, _) = books(org, name="Other Co")
     fin.post("/records/payment", {"instalment": o1["id"], "amount": "50", "received_on": today,
                                   "reference": "BK0001"})
     # import: a second row with a used reference is reported with its row number and not saved
@@ -232,7 +232,7 @@ def test_lead_score_is_computed_from_metadata_decays_and_marks_key_leads(org, cl
     with org.runtime.transaction() as tx:
         past = support.days(-28)
         tx.conn.execute(sa.update(table).where(table.c.id == lead["id"]).values(
-            last_activity_at=datetime(past.year, past.month, past.day, 9, tzinfo=timezone.utc)))
+            last_activity_at=datetime(past.year, past.month, past.day, 9, tzinfo=UTC)))
     assert "re-scored" in support.sweep(org.runtime, "rescore_key_leads")
     swept = api.get(f"/records/lead/{lead['id']}")
     assert (swept["score"], swept["is_key_lead"]) == (60, False)
