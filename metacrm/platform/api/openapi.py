@@ -27,6 +27,7 @@ ERROR_TEXT = {
     "403": "not allowed",
     "404": "unknown object, record or name (or one the caller may not see)",
     "409": "conflict: stale version, blocked duplicate, claim lost, limit reached, not applicable",
+    "422": "a business rule refuses the change (overpayment, a plan that does not add up, more than is left to deliver)",
     "423": "the record is locked by a pending approval",
 }
 WRITE_METHODS = ("post", "put", "patch", "delete")
@@ -295,7 +296,7 @@ def normalise(paths: dict, readable: list[str], pools: list[str]) -> None:
             responses = value.setdefault("responses", {})
             codes = ["400", "401", "403", "404"]
             if key in WRITE_METHODS:
-                codes += ["409", "423"]
+                codes += ["409", "422", "423"]
             if template == "/auth/token" and key == "post":
                 codes = ["400", "401"]
             for code in codes:
