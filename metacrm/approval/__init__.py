@@ -6,7 +6,7 @@ inbox pages.
 
 processes.py says which process and steps apply, state.py holds the request state and the
 conditional updates that move it, flow.py one transaction's work on a request, submission.py
-and decisions.py submit / approve / reject / recall, delegation.py, locks.py (the record lock),
+and decisions.py submit / approve / reject / recall, delegation.py, locks.py (the record lock), gates.py (what a process guards),
 timeouts.py (reminders and escalation), views.py (requests as JSON, the queue), approvers.py
 (who decides a step) and tables.py.
 """
@@ -22,6 +22,7 @@ from ..platform.features import Feature
 from ..workflow.actions import register_approval_people
 from . import api, pages
 from .decisions import decide, recall
+from .gates import gate_hook
 from .locks import lock_hook
 from .submission import submit, submit_action
 from .tables import TABLES
@@ -36,6 +37,8 @@ HERE = Path(__file__).resolve().parent
 def register(runtime: Any) -> None:
     notifications.ensure_tables(runtime.engine, TABLES)
     runtime.hooks.register("before_save", lock_hook, name="approval.lock", order=5)
+    # after the formulas (800), so a guard's `when` sees computed fields such as a discount depth
+    runtime.hooks.register("before_save", gate_hook, name="approval.gate", order=850)
     if not any(name == "approval_timeouts" for name, _ in runtime.sweeps):
         runtime.sweeps.append(("approval_timeouts", timeouts_sweep))
     actions(runtime).add_workflow_action(WorkflowAction(

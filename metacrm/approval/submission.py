@@ -77,10 +77,12 @@ def submit(runtime: Any, principal: Principal, object_name: str, record_id: str,
         flow.run_event("approve", req, chosen, obj, record, comment, [], f"ap:{req_id}:approve")
         return request_json(tx.conn, load(tx.conn, req_id), flow.registry)
     step = chosen["steps"][first]
-    ids = approver_rules.resolve(step["approver"], record, obj, flow.people)
+    resolved = approver_rules.resolve(step["approver"], record, obj, flow.people)
+    ids = approver_rules.not_the_submitter(resolved, principal.user_id)
     if not ids:
+        why = ("you would approve your own request" if resolved else "e.g. its owner has no manager")
         raise Conflict(f"Step {step_label(step)!r} of {process_label} has no approver for this record "
-                       f"(e.g. its owner has no manager).", code="no_approver", step=step["name"])
+                       f"({why}).", code="no_approver", step=step["name"])
     flow.history(obj, record["id"], note)
     approvers = flow.open_step(req, chosen, obj, record, first, 1, ids)
     flow.history(obj, record["id"], f"Step {step_label(step)}: waiting for {display_names(flow.people, approvers)}.")

@@ -7,7 +7,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from ...platform.clock import today, utcnow
-from ...platform.errors import Locked, ValidationFailed
+from ...platform.errors import ValidationFailed
 from .common import fetch, fill_line, is_closed_stage, rows, stage_options, system_for, system_service
 
 OPEN_CATEGORIES = ("pipeline", "best_case", "commit", "omitted")
@@ -114,7 +114,8 @@ def follow_up_hook(ctx) -> None:
 
 
 def quote_hook(ctx) -> None:
-    """before_save on quote: account from the opportunity; a changed discount needs a new approval."""
+    """before_save on quote: account from the opportunity. (What needs approval, and what a
+    change after approval resets, is the quote_discount process's `guards`.)"""
     if ctx.op not in ("create", "update"):
         return
     record = ctx.record
@@ -122,20 +123,18 @@ def quote_hook(ctx) -> None:
         opp = fetch(ctx, ctx.conn, "opportunity", record["opportunity"])
         if opp:
             record["account"] = opp.get("account")
-    if ctx.op == "update" and ctx.changed("discount_pct") and ctx.old.get("approval_status") == "approved":
-        record["approval_status"] = "none"
-        ctx.warnings.append({"code": "approval_reset",
-                             "message": "The discount changed: the quote needs a new approval."})
 
 
 def quote_line_hook(ctx) -> None:
-    """before_save on quote_line: price from the product, owner from the quote; no change while
-    the quote awaits approval."""
-    record = ctx.record
-    quote = fetch(ctx, ctx.conn, "quote", record.get("quote") or (ctx.old or {}).get("quote"))
-    if quote is not None and quote.get("approval_status") == "pending" and not ctx.principal.is_system:
-        raise Locked("The quote is pending approval; its lines cannot change.", code="record_locked")
+    """before_save on quote_line: price from the product, the product's list price (the line's
+    discount is measured against it), owner from the quote. (A line of a quote pending approval
+    is locked by the approval gate, which also counts a line change against the quote's approval.)"""
     if ctx.op not in ("create", "update"):
         return
+    record = ctx.record
+    quote = fetch(ctx, ctx.conn, "quote", record.get("quote"))
     fill_line(ctx, record, quote)
-
+    if record.get("product"):  # a catalogue line is measured against the catalogue, not a typed price
+        product = fetch(ctx, ctx.conn, "product", record["product"])
+        if product and product.get("list_price") is not None:
+            record["list_price"] = product["list_price"]
