@@ -24,12 +24,12 @@ from . import api, pages
 from .decisions import decide, recall
 from .gates import gate_hook
 from .locks import lock_hook
-from .submission import submit, submit_action
+from .submission import seed_approved, submit, submit_action
 from .tables import TABLES
 from .timeouts import timeouts_sweep
 from .views import current_people, get_request, queue
 
-__all__ = ["FEATURE", "decide", "get_request", "queue", "recall", "register", "submit", "timeouts_sweep"]
+__all__ = ["FEATURE", "decide", "get_request", "queue", "recall", "register", "seed_approved", "submit", "timeouts_sweep"]
 
 HERE = Path(__file__).resolve().parent
 

@@ -94,8 +94,9 @@ def _own(ctx: Any, process: dict, guards: dict) -> None:
     obj, record, old = ctx.obj, ctx.record, ctx.old
     if ctx.op == "update":
         changed = [name for name in guards.get("material_fields") or [] if ctx.changed(name)]
-        if changed:
-            invalidate(ctx.conn, process, obj, old["id"], record, ctx.notes, f"{', '.join(changed)} changed")
+        if changed and invalidate(ctx.conn, process, obj, old["id"], record, ctx.notes, f"{', '.join(changed)} changed"):
+            ctx.warnings.append({"code": "approval_reset", "process": process["name"],
+                                 "message": f"{', '.join(changed)} changed: {_label(process)} must approve it again."})
     for name, value in (guards.get("reset") or {}).items():
         if ctx.options.get("system_action") == "approval" or not ctx.changed(name) or record.get(name) == value:
             continue
