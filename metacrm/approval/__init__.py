@@ -37,8 +37,9 @@ HERE = Path(__file__).resolve().parent
 def register(runtime: Any) -> None:
     notifications.ensure_tables(runtime.engine, TABLES)
     runtime.hooks.register("before_save", lock_hook, name="approval.lock", order=5)
-    # after the formulas (800), so a guard's `when` sees computed fields such as a discount depth
-    runtime.hooks.register("before_save", gate_hook, name="approval.gate", order=850)
+    # after the formulas (800) and the workflow rules' field updates (850): the gate judges the
+    # record as it will be written, computed fields (a discount depth) and rule updates included
+    runtime.hooks.register("before_save", gate_hook, name="approval.gate", order=880)
     if not any(name == "approval_timeouts" for name, _ in runtime.sweeps):
         runtime.sweeps.append(("approval_timeouts", timeouts_sweep))
     actions(runtime).add_workflow_action(WorkflowAction(
