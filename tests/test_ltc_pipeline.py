@@ -30,16 +30,22 @@ def test_opportunity_stages_drive_probability_category_and_history(org):
     opp = rep.update("opportunity", opp["id"], {"forecast_category": "commit"})
     assert opp["forecast_category"] == "commit"
     assert rep.update("opportunity", opp["id"], {"amount": "2000"})["forecast_category"] == "commit"
-    # choosing a category together with a stage keeps the choice; a stage move alone resets it
+    # a stage move sets the stage's category unless the user changed the category in the same
+    # save: resending the stored one (as the web edit form does) is no choice
     assert rep.update("opportunity", opp["id"], {"stage": "research", "forecast_category": "commit"})[
-        "forecast_category"] == "commit"
-    assert rep.update("opportunity", opp["id"], {"stage": "negotiation"})["forecast_category"] == "commit"
+        "forecast_category"] == "pipeline"
+    assert rep.update("opportunity", opp["id"], {"stage": "negotiation", "forecast_category": "best_case"})[
+        "forecast_category"] == "best_case"
     assert rep.update("opportunity", opp["id"], {"stage": "trial"})["forecast_category"] == "best_case"
     with pytest.raises(ValidationFailed):
         rep.update("opportunity", opp["id"], {"forecast_category": "closed"})
     with pytest.raises(CrmError):  # read-only: the stage decides it
         rep.update("opportunity", opp["id"], {"probability": "99"})
-    lost = rep.update("opportunity", opp["id"], {"stage": "lost", "forecast_category": "commit"})
+    with pytest.raises(ValidationFailed) as exc:  # lost needs a loss reason
+        rep.update("opportunity", opp["id"], {"stage": "lost"})
+    assert exc.value.status == 422 and "win_loss_reason" in exc.value.fields
+    lost = rep.update("opportunity", opp["id"], {"stage": "lost", "forecast_category": "commit",
+                                                 "win_loss_reason": "price"})
     assert (lost["forecast_category"], lost["probability"]) == ("omitted", "0.00")
     assert lost["closed_at"] and lost["close_date"] == days(0).isoformat()
     reopened = rep.update("opportunity", opp["id"], {"stage": "negotiation"})
@@ -71,6 +77,15 @@ def test_stalled_deals_are_flagged_and_a_follow_up_clears_them(org):
                                                                                       "id": stale["id"]}})
     assert system.get("opportunity", stale["id"])["is_stalled"] is False
     assert "0 opportunities flagged stalled" in sweep(runtime, "stalled_opportunities")
+    # the reminder task the platform creates is not a follow-up: the flag stays, with the stage's threshold
+    system.system_update("opportunity", young["id"], {"stage_changed_at": utcnow() - timedelta(days=15)})
+    assert "1 opportunities flagged stalled" in sweep(runtime, "stalled_opportunities")
+    system.create("activity", {"subject": "Move Young forward", "type": "task", "owner": org.rep_a.id,
+                               "related_to": {"object": "opportunity", "id": young["id"]}})
+    flagged = system.get("opportunity", young["id"])
+    assert flagged["is_stalled"] is True and flagged["days_to_stall"] == 14
+    assert "0 opportunities flagged stalled" in sweep(runtime, "stalled_opportunities")
+    assert system.get("opportunity", young["id"])["is_stalled"] is True
     # moving the stage also un-stalls
     system.system_update("opportunity", stale["id"], {"is_stalled": True})
     moved = org.rep_a.service(runtime).update("opportunity", stale["id"], {"stage": "research"})
