@@ -32,7 +32,7 @@ def people(ltc, client, admin_headers):
     account = admin.post("/records/account", {"name": "Gatekeepers Ltd", "owner": rep.id})
     return {"admin": admin, "vp": Api(client, vp.headers), "mgr": Api(client, mgr.headers),
             "rep": Api(client, rep.headers), "fin": Api(client, fin.headers), "ids": (vp.id, mgr.id, rep.id),
-            "product": product, "account": account}
+            "product": product, "account": account, "runtime": ltc}
 
 
 def quote_with(p, lines, discount="0"):
@@ -136,3 +136,58 @@ def test_a_manager_who_submits_a_reps_quote_is_not_its_approver(people):
     assert refused["code"] == "no_approver" and "your own request" in refused["message"]
     request = rep.post(f"/records/quote/{quote['id']}/submit", {})
     assert request["approvers"] == [p["ids"][1]]
+
+
+# --- pipeline rules over REST ------------------------------------------------------------------
+
+
+def test_stage_rules_on_every_save(people):
+    p = people
+    rep, admin = p["rep"], p["admin"]
+    account_id = p["account"]["id"]
+    opp = rep.post("/records/opportunity", {"name": "Form deal", "account": account_id, "amount": "1000",
+                                            "close_date": "2030-03-31"})
+    path = f"/records/opportunity/{opp['id']}"
+    # the web edit form sends every field back: the stored category with a new stage is no choice
+    moved = rep.patch(path, {"stage": "negotiation", "forecast_category": opp["forecast_category"]})
+    assert (moved["probability"], moved["forecast_category"]) == ("75.00", "commit")
+    assert moved["previous_stage_days"] == 0
+    history = admin.get(f"{path}/history")["items"]
+    assert any("0 days in stage Qualification" in (h.get("note") or "") for h in history)
+    chosen = rep.patch(path, {"stage": "trial", "forecast_category": "pipeline"})
+    assert chosen["forecast_category"] == "pipeline"  # changed by the user in this save: kept
+    lost = rep.patch(path, {"stage": "lost"}, expect=422)["error"]
+    assert lost["code"] == "loss_reason_required" and "win_loss_reason" in lost["fields"]
+    assert rep.get(path)["stage"] == "trial"
+    assert rep.patch(path, {"stage": "lost", "win_loss_reason": "competitor"})["forecast_category"] == "omitted"
+
+
+def test_won_makes_the_account_a_customer_the_pool_never_recycles(people):
+    p = people
+    rep, admin = p["rep"], p["admin"]
+    account = admin.post("/records/account", {"name": "Soon a customer", "owner": p["ids"][2], "type": "prospect"})
+    opp = rep.post("/records/opportunity", {"name": "Winner", "account": account["id"], "amount": "500"})
+    rep.patch(f"/records/opportunity/{opp['id']}", {"stage": "won", "win_loss_reason": "price"})
+    customer = admin.get(f"/records/account/{account['id']}")
+    assert (customer["type"], customer["deal_status"]) == ("customer", "closed")
+    again = rep.post("/records/opportunity", {"name": "Second", "account": account["id"], "amount": "50"})
+    rep.patch(f"/records/opportunity/{again['id']}", {"stage": "won", "win_loss_reason": "price"})
+    assert admin.get(f"/records/account/{account['id']}")["deal_status"] == "repeat"
+    # the customer pool takes and recycles only accounts that are not closed
+    pool = p["runtime"].compiled().registry.get("pool", "customer_pool")
+    assert pool["entry"]["deal_status"] == "not_closed"
+    assert all({"deal_status": "not_closed"} in r["when"]["all"] for r in pool["recycle"])
+
+
+def test_conversion_gives_the_opportunity_a_close_date_amount_and_campaign(people):
+    p = people
+    rep, admin = p["rep"], p["admin"]
+    campaign = admin.post("/records/campaign", {"name": "Gate expo", "channel": "offline_event"})
+    lead = admin.post("/records/lead", {"company": "Convert Gate Co", "contact_name": "Li Lei",
+                                        "project_name": "Core switches", "budget": "80000", "source": "offline_event",
+                                        "campaign": campaign["id"], "owner": p["ids"][2]})
+    converted = rep.post(f"/records/lead/{lead['id']}/actions/convert", {}, expect=200)
+    opp = rep.get(f"/records/opportunity/{converted['opportunity']}")
+    assert opp["amount"] == "80000.00" and opp["campaign"] == campaign["id"]
+    assert opp["close_date"] is not None and opp["forecast_category"] == "pipeline"
+    assert opp["weighted_amount"] == "8000.00"
