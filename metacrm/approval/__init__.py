@@ -22,7 +22,7 @@ from ..platform.features import Feature
 from ..workflow.actions import register_approval_people
 from . import api, pages
 from .decisions import decide, recall
-from .gates import gate_hook
+from .gates import gate_error_text, gate_hook
 from .locks import lock_hook
 from .submission import seed_approved, submit, submit_action
 from .tables import TABLES
@@ -45,6 +45,7 @@ def register(runtime: Any) -> None:
     actions(runtime).add_workflow_action(WorkflowAction(
         "submit_for_approval", submit_action, description="Submit the record for approval"))
     register_approval_people(runtime, current_people)
+    runtime.extensions.setdefault("web_error_texts", {})["approval_required"] = gate_error_text
     runtime.features.add(FEATURE)
 
 

@@ -189,3 +189,21 @@ def _reference(ctx: Any, process: dict, spec: dict) -> None:
     raise Conflict(f"{_label(process)} must approve the {target_obj.display_label()} before a "
                    f"{ctx.obj.display_label()} is made from it.", code="approval_required",
                    process=process["name"], field=link)
+
+
+def gate_error_text(service: Any, exc: Any, locale: str) -> str:
+    """approval_required in the reader's language, with the process's, field's and value's labels."""
+    from ..platform.i18n import translate
+
+    registry = service.registry
+    process = registry.get("approval_process", exc.extra.get("process")) or {}
+    process_label = label_text(process.get("label"), locale, exc.extra.get("process") or "")
+    obj = registry.object(process["object"]) if process else None
+    field, value = exc.extra.get("field"), exc.extra.get("value")
+    if obj is not None and value is not None and field in obj.all_fields:
+        fdef = obj.all_fields[field]
+        option = fdef.option(value) or {}
+        return translate(locale, "approvals.gate.transition", process=process_label,
+                         field=fdef.display_label(locale), value=label_text(option.get("label"), locale, str(value)))
+    target = obj.display_label(locale) if obj is not None else ""
+    return translate(locale, "approvals.gate.reference", process=process_label, object=target)
