@@ -137,8 +137,8 @@ def invalidate(conn: sa.Connection, process: dict, obj: Any, record_id: str, rec
     reset = (process.get("guards") or {}).get("reset") or {}
     for name, value in reset.items():
         record[name] = value
-    notes.append(("approval", {}, f"{_label(process)}: the approval is no longer current ({why}); "
-                                  f"the record must be approved again."))
+    note = f"{_label(process)}: the approval is no longer current ({why}); the record must be approved again."
+    notes.append(("approval", {}, note))
     return True
 
 

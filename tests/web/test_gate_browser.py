@@ -12,7 +12,12 @@ import pytest
 
 from metacrm.platform.records import RecordService
 from metacrm.platform.security import Principal
-from tests.web.test_browser import PHONE, browser, server, session_for  # noqa: F401 - fixtures
+from tests.web import test_browser
+from tests.web.test_browser import PHONE
+
+browser = test_browser.browser  # fixture
+server = test_browser.server  # fixture
+session_for = test_browser.session_for  # fixture
 
 WIDE = {"width": 1366, "height": 800}
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 import unicodedata
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa

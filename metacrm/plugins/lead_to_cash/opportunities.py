@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import sqlalchemy as sa
-
 from ...platform.clock import today, utcnow
 from ...platform.errors import ValidationFailed
 from .common import fetch, fill_line, is_closed_stage, rows, stage_options, system_for, system_service
