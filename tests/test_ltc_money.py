@@ -260,7 +260,9 @@ def test_deliveries_and_returns_are_batches_that_never_exceed_the_order(org, cli
     rep_user = make_user(org.runtime, client, "ship_rep", ["sales_rep"])
     rep = Api(client, rep_user.headers)
     account = org.system.create("account", {"name": "Ship Co", "owner": rep_user.id})
-    order = rep.post("/records/order", {"account": account["id"]})
+    contract = support.active_contract(org.system, {"name": "Ship", "account": account["id"], "amount": "1200",
+                                                     "owner": rep_user.id})
+    order = rep.post("/records/order", {"account": account["id"], "contract": contract["id"]})
     rack = rep.post("/records/order_line", {"order": order["id"], "description": "Rack", "quantity": "10",
                                             "unit_price": "100"})
     disk = rep.post("/records/order_line", {"order": order["id"], "description": "Disk", "quantity": "4",

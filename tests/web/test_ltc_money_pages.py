@@ -14,7 +14,7 @@ from metacrm.platform.records import RecordService
 from metacrm.platform.security import Principal
 from metacrm.platform.setup import build_runtime, initialise
 from tests.conftest import ADMIN_PASSWORD
-from tests.test_ltc_support import load_plugin
+from tests.test_ltc_support import active_contract, load_plugin
 from tests.web.test_browser import PASSWORD, PHONE, Session, browser  # noqa: F401
 
 WIDE = {"width": 1366, "height": 900}
@@ -37,7 +37,9 @@ def money_server(tmp_path_factory, browser):  # noqa: F811
                                   "password": PASSWORD})["id"]
     runtime.directory_changed()
     account = system.create("account", {"name": "Shenzhen Smart Grid", "owner": rosa})
-    order = system.create("order", {"account": account["id"], "owner": rosa})
+    contract = active_contract(system, {"name": "Smart grid racks", "account": account["id"], "amount": "137800",
+                                        "owner": rosa})
+    order = system.create("order", {"account": account["id"], "contract": contract["id"], "owner": rosa})
     rack = system.create("order_line", {"order": order["id"], "description": "Server rack", "quantity": "10",
                                         "unit_price": "12500"})
     disk = system.create("order_line", {"order": order["id"], "description": "SSD 4 TB", "quantity": "4",
