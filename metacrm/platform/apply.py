@@ -63,21 +63,42 @@ def check_conversions(conn: sa.Connection, live: Registry, new: Registry, storag
         old_fdef = live.objects[name].all_fields.get(change.column) or fdef
         column = old_tables[name].c[change.column]
         table = old_tables[name]
-        bad = []
-        for row in conn.execute(sa.select(table.c.id, column).where(column.isnot(None))):
+        bad, more = [], False
+        for row in conn.execute(sa.select(table.c.id, column).where(column.isnot(None)).order_by(table.c.id)):
             try:
                 field.deserialize(_candidate(old_fdef, row[1]))
-            except Exception:  # noqa: BLE001 - any refusal by the new field means "cannot convert"
-                bad.append(row.id)
+            except Exception as exc:  # noqa: BLE001 - any refusal by the new field means "cannot convert"
                 if len(bad) >= MAX_OFFENDING_ROWS:
+                    more = True
                     break
+                bad.append(f"{row.id} ({_shown(old_fdef, row[1])}: {_reason(exc)})")
         if bad:
             index = next(i for i, f in enumerate(obj.doc.get("fields", [])) if f.get("name") == change.column)
+            if old_fdef.type != fdef.type:
+                key, target = "type", fdef.type
+            elif old_fdef.scale != fdef.scale:
+                key, target = "scale", f"{fdef.type} with scale {fdef.scale}"
+            else:
+                key, target = "precision", f"{fdef.type} with precision {fdef.precision}"
+
             issues.append(MetaIssue(
-                f"object/{name}", f"/fields/{index}/type",
-                f"existing data cannot become {fdef.type}: rows {', '.join(bad)}",
+                f"object/{name}", f"/fields/{index}/{key}",
+                f"field {change.column!r} of {name}: existing data cannot become {target}; "
+                f"rows {', '.join(bad)}{' and more' if more else ''}",
             ))
     return issues
+
+
+def _shown(fdef, raw) -> str:
+    text = str(schemas.from_storage(fdef, raw))
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
+def _reason(exc: Exception) -> str:
+    messages = getattr(exc, "messages", None)
+    if isinstance(messages, list) and messages:
+        return str(messages[0])
+    return "not convertible"
 
 
 def _candidate(old_fdef, raw):
