@@ -14,7 +14,7 @@ from ..metadata.bundle import Bundle, MetaIssue
 from ..metadata.registry import Registry
 from ..metadata.validate import validate_change
 from . import metastore, schemas
-from .errors import MetadataInvalid
+from .errors import MetadataInvalid, StaleVersion
 from .runtime import Runtime
 from .storage import Tables, apply_storage, plan_storage
 
@@ -31,9 +31,26 @@ class ApplyResult:
     version: int
     applied: bool
     diff: dict
+    # kind/name -> the document's version after this change (what the next write must send)
+    documents: dict[str, str] | None = None
 
     def as_dict(self) -> dict:
-        return {"version": self.version, "applied": self.applied, "dry_run": not self.applied, "diff": self.diff}
+        return {"version": self.version, "applied": self.applied, "dry_run": not self.applied, "diff": self.diff,
+                "documents": self.documents or {}}
+
+
+def check_expected(live: Registry, expected: dict[tuple[str, str], str]) -> None:
+    """A write that says which version of a document it started from is refused when that
+    document has changed since (or was created / deleted): 409 stale_version, nothing changed."""
+    stale = []
+    for (kind, name), version in sorted(expected.items()):
+        current = metastore.document_version(live.get(kind, name))
+        if version != "*" and version != current or version == "*" and current == metastore.ABSENT:
+            stale.append({"document": f"{kind}/{name}", "sent": version, "current": current})
+    if stale:
+        names = ", ".join(s["document"] for s in stale)
+        raise StaleVersion(f"Someone changed {names} since you loaded it; reload it and make your change again.",
+                           stale=stale)
 
 
 def document_diff(live: Registry, new: Registry) -> dict:
@@ -156,7 +173,10 @@ def apply_change(
     bundle: Bundle,
     deletes: list[tuple[str, str]] | None = None,
     dry_run: bool = False,
+    expected: dict[tuple[str, str], str] | None = None,
 ) -> ApplyResult:
+    """`expected` maps (kind, name) to the document version the caller loaded ("absent" for a
+    document it creates, "*" for any existing one); checked under the apply lock."""
     if bundle.issues:
         raise MetadataInvalid(bundle.issues)
     deletes = deletes or []
@@ -166,6 +186,7 @@ def apply_change(
             conn = tx.conn
             metastore.lock_version(conn)
             live = metastore.load_registry(conn)
+            check_expected(live, expected or {})
             new, issues = validate_change(live, bundle.documents, deletes, bundle.sources)
             if issues:
                 raise MetadataInvalid(issues)
@@ -177,6 +198,8 @@ def apply_change(
             result["diff"] = diff
             result["version"] = live.version
             result["live"], result["new"] = live, new
+            touched = [(d["kind"], d["name"]) for d in bundle.documents] + list(deletes) + list(expected or {})
+            result["documents"] = {f"{k}/{n}": metastore.document_version(new.get(k, n)) for k, n in touched}
             if dry_run:
                 raise _DryRun()
             saved = convert_columns(conn, live, new, storage_diff)
@@ -190,10 +213,10 @@ def apply_change(
             result["version"] = metastore.write_documents(conn, changed, deletes, bundle.sources) \
                 if (changed or deletes or not storage_diff.empty) else live.version
     except _DryRun:
-        return ApplyResult(result["version"], False, result["diff"])
+        return ApplyResult(result["version"], False, result["diff"], result["documents"])
     runtime.invalidate()
     run_after_apply(runtime, result.get("live"), result.get("new"))
-    return ApplyResult(result["version"], True, result["diff"])
+    return ApplyResult(result["version"], True, result["diff"], result["documents"])
 
 
 def run_after_apply(runtime: Runtime, live: Registry | None, new: Registry | None) -> None:
