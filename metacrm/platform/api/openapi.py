@@ -21,6 +21,9 @@ from . import api, runtime
 ERROR = {"$ref": "#/components/schemas/Error"}
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 ANY_OBJECT = {"type": "object"}
+# One warning of a save (a possible duplicate, a workflow action that failed...); more keys may follow.
+WARNING = {"type": "object", "required": ["code", "message"], "additionalProperties": True,
+           "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
 ERROR_TEXT = {
     "400": "invalid input (malformed JSON, wrong types, unknown fields, bad filter / sort / cursor)",
     "401": "no or bad credentials",
@@ -79,6 +82,10 @@ def json_schema_for(fdef, *, for_input: bool = False, role_names: list[str] | No
             schema["maxLength"] = fdef.max_length
     if not (for_input and fdef.required):
         schema["nullable"] = True
+        if "enum" in schema:
+            # OpenAPI 3.0.3: nullable does not widen an enum; null must be one of its values, or
+            # typed clients refuse a record whose picklist is empty.
+            schema["enum"] = [*schema["enum"], None]
     elif schema["type"] == "string":
         schema["minLength"] = 1  # a required text may not be empty
     if fdef.label:
@@ -104,7 +111,8 @@ def object_schemas(obj, access: Access, role_names: list[str] | None = None) -> 
                 required.append(name)
         if fdef.polymorphic:
             props[f"{name}__object"] = {"type": "string", "nullable": True}
-    props["_warnings"] = {"type": "array", "description": "warnings of the save (create and update answers)"}
+    props["_warnings"] = {"type": "array", "items": WARNING,
+                          "description": "warnings of the save (create and update answers)"}
     record = {"type": "object", "properties": props, "required": ["id", "version"]}
     create = {"type": "object", "properties": {**inputs, "owner": {"type": "string"}}, "additionalProperties": False}
     if required:
