@@ -44,8 +44,9 @@ def lock_version(conn: sa.Connection) -> int:
         query = query.with_for_update()
     value = conn.execute(query).scalar()
     if value is None:
-        conn.execute(db.meta_state.insert().values(id=1, version=0, updated_at=utcnow()))
-        return 0
+        # A fresh database: create the row (another server may do so at the same moment), then lock it.
+        db.insert_ignore(conn, db.meta_state, {"id": 1, "version": 0, "updated_at": utcnow()}, ["id"])
+        value = conn.execute(query).scalar()
     return int(value)
 
 
