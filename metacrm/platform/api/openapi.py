@@ -15,6 +15,7 @@ from flask import g, jsonify
 from ... import __version__
 from ...metadata.model import label_text
 from ...metadata.schema import KINDS
+from ..schemas import INT64_MAX, INT64_MIN, typed_bound
 from ..security import Access
 from . import api, runtime
 
@@ -45,12 +46,11 @@ def json_schema_for(fdef, *, for_input: bool = False, role_names: list[str] | No
     elif vtype in ("decimal", "currency", "percent"):
         schema = {"type": "string", "format": "decimal", "pattern": DECIMAL_PATTERN}
     elif vtype == "integer":
-        schema = {"type": "integer"}
+        schema = {"type": "integer", "format": "int64"}
         if for_input:
-            if fdef.min is not None:
-                schema["minimum"] = fdef.min
-            if fdef.max is not None:
-                schema["maximum"] = fdef.max
+            low, high = typed_bound(fdef, fdef.min), typed_bound(fdef, fdef.max)
+            schema["minimum"] = INT64_MIN if low is None else max(low, INT64_MIN)
+            schema["maximum"] = INT64_MAX if high is None else min(high, INT64_MAX)
     elif vtype == "boolean":
         schema = {"type": "boolean"}
     elif vtype == "date":
