@@ -8,8 +8,8 @@ import copy
 import html
 import re
 
-from tests.web.conftest import login, post
 from tests.conftest import ADMIN_PASSWORD
+from tests.web.conftest import login, post
 
 THING = {
     "kind": "object", "name": "thing", "label": {"en": "Thing", "zh-CN": "东西"}, "name_field": "title",

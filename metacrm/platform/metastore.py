@@ -11,7 +11,6 @@ from ..metadata.registry import Registry
 from . import db
 from .clock import utcnow
 
-
 ABSENT = "absent"  # the version of a document that does not exist (a write with it creates only)
 
 

@@ -168,8 +168,7 @@ def _if_match() -> str | None:
     value = header.strip()
     if value == "*":
         return value
-    if value.startswith("W/"):
-        value = value[2:]
+    value = value.removeprefix("W/")
     if "," in value or len(value) < 2 or not (value.startswith('"') and value.endswith('"')):
         raise BadRequest('If-Match must be one entity tag as GET returned it in ETag, e.g. "3f2a...".',
                          code="bad_if_match")
