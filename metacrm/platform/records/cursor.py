@@ -81,7 +81,7 @@ def parse_cursor_value(fdef: FieldDef, value: Any) -> Any:
     # input (a crafted one is a 400 bad_cursor, never a value the database cannot bind).
     vtype = fdef.value_type
     if isinstance(value, (dict, list)):
-        raise ValueError("not a scalar")
+        raise TypeError("not a scalar")
     if vtype in ("decimal", "currency", "percent"):
         return schemas.ExactDecimalField(scale=fdef.scale if fdef.scale is not None else 2,
                                          precision=fdef.precision or 18).deserialize(value)
