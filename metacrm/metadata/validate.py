@@ -4,10 +4,11 @@ filter's fields exist and its operators fit the field types...)."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .bundle import MetaIssue
@@ -103,6 +104,42 @@ def _template(text: Any, path: str, report: Report) -> None:
             report(path, f"template error: {exc.message}")
 
 
+def formula_problems(obj: ObjectDef, field_name: str, expression: str) -> list[str]:
+    """What a formula names that it cannot use: unknown names, itself, and lookup traversal
+    (`project.title`: a formula sees this record's own values only; a lookup holds an id, and
+    nothing would recompute the formula when the parent changes)."""
+    try:
+        tree = _SANDBOX.parse("{{ (" + expression + ") }}")
+    except TemplateSyntaxError:
+        return []
+    known = set(obj.all_fields) | {"record"}
+    problems: list[str] = []
+    bound = {target.name for target in tree.find_all(nodes.Name) if target.ctx in ("store", "param")}
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        owner = node.node
+        if isinstance(owner, nodes.Name) and owner.name == "record":
+            key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+            if isinstance(key, str) and key not in obj.all_fields:
+                problems.append(f"formula uses record.{key}, but {obj.name} has no field {key!r}")
+            continue
+        if isinstance(owner, nodes.Name) and owner.name in obj.all_fields \
+                and obj.all_fields[owner.name].type in ("lookup", "user"):
+            what = f"{owner.name}.{node.attr}" if isinstance(node, nodes.Getattr) else f"{owner.name}[...]"
+            problems.append(f"formula reads {what} through a lookup: formulas see only this record's own "
+                            "fields (lookup traversal is not supported)")
+    for name_node in tree.find_all(nodes.Name):
+        name = name_node.name
+        if name_node.ctx != "load" or name in bound:
+            continue
+        if name == field_name:
+            problems.append(f"formula {field_name!r} refers to itself")
+        elif name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"formula uses {name!r}, which is not a field of {obj.name}{hint}")
+    return list(dict.fromkeys(problems))
+
+
 def check_object(registry: Registry, doc: dict, report: Report) -> None:
     obj = registry.objects[doc["name"]]
     seen = set()
@@ -133,6 +170,9 @@ def check_object(registry: Registry, doc: dict, report: Report) -> None:
                 _SANDBOX.compile_expression(fdef.expression or "")
             except TemplateSyntaxError as exc:
                 report(f"{base}/expression", f"formula does not parse: {exc.message}")
+            else:
+                for problem in formula_problems(obj, fdef.name, fdef.expression or ""):
+                    report(f"{base}/expression", problem)
         if fdef.type == "rollup":
             child = registry.objects.get(fdef.child_object or "")
             if child is None:
