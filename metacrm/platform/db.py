@@ -49,6 +49,17 @@ auth_token = sa.Table(
     sa.Column("label", sa.String(100)),
 )
 
+# Failed sign-ins per throttle key ("pair:<username>|<ip>", "ip:<ip>", "user:<username>"),
+# shared by every app server (platform/throttle.py). Times are epoch seconds.
+login_failure = sa.Table(
+    "mc_login_failure",
+    system_metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_at", sa.Float, nullable=False),
+    sa.Column("locked_until", sa.Float, nullable=False),
+)
+
 history = sa.Table(
     "mc_history",
     system_metadata,

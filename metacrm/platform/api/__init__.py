@@ -94,6 +94,8 @@ def error_response(exc: CrmError):
     response.status_code = exc.status
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if getattr(exc, "retry_after", None):
+        response.headers["Retry-After"] = str(int(exc.retry_after))
     return response
 
 

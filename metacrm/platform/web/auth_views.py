@@ -19,16 +19,14 @@ from .core import (
     safe_next,
 )
 from .i18n import LOCALE_NAMES, LOCALES, message, normalise_locale, t
-from .throttle import LoginThrottle
+from ..throttle import LoginThrottle, client_ip, throttle_for
 
 
 def _throttle() -> LoginThrottle:
-    return current_app.extensions["metacrm.web.throttle"]
+    return throttle_for(current_app)
 
 
-def _client_ip() -> str:
-    # Behind a proxy, configure werkzeug's ProxyFix so remote_addr is the client's.
-    return request.remote_addr or "?"
+_client_ip = client_ip
 
 
 @page("/login", methods=("GET", "POST"), public=True)
