@@ -60,6 +60,20 @@ login_failure = sa.Table(
     sa.Column("locked_until", sa.Float, nullable=False),
 )
 
+# Idempotency-Key claims and the stored first answers (api/idempotency.py), per user.
+idempotency_key = sa.Table(
+    "mc_idempotency_key",
+    system_metadata,
+    sa.Column("user_id", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # sha256 of method, path, query, body
+    sa.Column("created_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("status", sa.Integer),  # NULL while the first request is still running
+    sa.Column("headers", sa.JSON),
+    sa.Column("body", sa.LargeBinary),
+    sa.Column("completed_at", UtcDateTime),
+)
+
 history = sa.Table(
     "mc_history",
     system_metadata,

@@ -184,6 +184,9 @@ def build_blueprint(runtime) -> Blueprint:
     """The /api/v1 blueprint for one app: the generic routes, then every registered feature's."""
     bp = Blueprint("api", __name__, url_prefix="/api/v1")
     bp.before_request(authenticate)
+    bp.before_request(idempotency.before_request)  # after authenticate: keys are per user
+    bp.after_request(idempotency.after_request)
+    bp.teardown_request(idempotency.teardown_request)
     bp.register_error_handler(CrmError, handle_crm_error)
     bp.register_error_handler(HTTPException, handle_http_error)
     bp.register_error_handler(Exception, handle_unexpected)
@@ -194,4 +197,4 @@ def build_blueprint(runtime) -> Blueprint:
     return bp
 
 
-from . import actions, auth, exports, meta, openapi, outbox, records  # noqa: F401  (routes register on import)
+from . import actions, auth, exports, idempotency, meta, openapi, outbox, records  # noqa: F401,E402  (routes register on import)
