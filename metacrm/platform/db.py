@@ -49,6 +49,32 @@ auth_token = sa.Table(
     sa.Column("label", sa.String(100)),
 )
 
+# Web sessions, kept on the server (platform/sessions.py): the cookie holds a random id whose
+# hash is here, so logging out or a password change ends the session on every server.
+web_session = sa.Table(
+    "mc_session",
+    system_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sid_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.String(32), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_used_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime),
+    sa.Column("ip", sa.String(100)),
+    sa.Column("agent", sa.String(300)),
+)
+
+# Where and when an API token was issued and last used (one row per mc_token row).
+token_use = sa.Table(
+    "mc_token_use",
+    system_metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("ip", sa.String(100)),
+    sa.Column("agent", sa.String(300)),
+    sa.Column("last_used_at", UtcDateTime),
+)
+
 # Failed sign-ins per throttle key ("pair:<username>|<ip>", "ip:<ip>", "user:<username>"),
 # shared by every app server (platform/throttle.py). Times are epoch seconds.
 login_failure = sa.Table(

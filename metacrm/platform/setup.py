@@ -56,6 +56,9 @@ def _register_core_sweeps(runtime: Runtime) -> None:
     from .api import idempotency
     from .throttle import LoginThrottle
 
+    from . import sessions
+
+    sessions.register(runtime)
     names = {name for name, _ in runtime.sweeps}
     if "idempotency_keys" not in names:
         runtime.sweeps.append(("idempotency_keys", idempotency.sweep))

@@ -71,15 +71,28 @@ def forget_token(token: str) -> None:
         _principal_cache.pop(token, None)
 
 
+def forget_all_tokens() -> None:
+    """Tokens were revoked in bulk (a password change): drop this process's principal cache
+    (other processes drop theirs within PRINCIPAL_CACHE_SECONDS)."""
+    with _cache_lock:
+        _principal_cache.clear()
+
+
 def authenticate():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     header = request.headers.get("Authorization", "")
     principal = None
     if header.startswith("Bearer "):
-        principal = principal_for_token(header[7:].strip())
+        token = header[7:].strip()
+        principal = principal_for_token(token)
         if principal is None:
             raise Unauthorized("The token is not valid (unknown, expired or revoked).", code="invalid_token")
+        from ..sessions import touch_token
+        from ..security import hash_token
+
+        g.metacrm_credential = ("token", hash_token(token), principal.user_id)
+        touch_token(runtime().engine, token, request.remote_addr, request.headers.get("User-Agent"))
     else:
         web_user = current_app.extensions.get("metacrm.session_principal")
         principal = web_user() if web_user else None

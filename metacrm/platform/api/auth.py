@@ -9,6 +9,7 @@ from ..errors import BadRequest, CrmError, Unauthorized
 from ..metadata_fields import DATETIME
 from ..schemas import to_json_value
 from ..security import issue_token, revoke_token, verify_password
+from ..sessions import note_token_issued
 from ..throttle import client_ip, throttle_for
 from . import api, forget_token, json_body, runtime
 
@@ -51,6 +52,9 @@ def issue_token_endpoint():
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
         raise BadRequest("username and password are required.",
                          fields={k: ["Required."] for k in ("username", "password") if not body.get(k)})
+    label = body.get("label")
+    if label is not None and (not isinstance(label, str) or len(label) > 100):
+        raise BadRequest("label must be text of at most 100 characters.", fields={"label": ["At most 100 characters."]})
     throttle, ip = throttle_for(current_app), client_ip()
     wait = throttle.wait_seconds(username, ip)
     if wait:
@@ -62,7 +66,8 @@ def issue_token_endpoint():
         raise
     throttle.succeeded(username, ip)
     with runtime().transaction() as tx:
-        token, expires = issue_token(tx.conn, user_id, label=body.get("label"))
+        token, expires = issue_token(tx.conn, user_id, label=label)
+        note_token_issued(tx.conn, token, ip, request.headers.get("User-Agent"))
     return jsonify({"token": token, "expires_at": to_json_value(DATETIME, expires), "user": user_id}), 201
 
 
