@@ -24,6 +24,7 @@ DOCS = [
         {"name": "name", "type": "text", "required": True},
         {"name": "code", "type": "text", "unique": True},
         {"name": "size", "type": "integer"},
+        {"name": "ref", "type": "text", "indexed": True},
     ]},
     {"kind": "role", "name": "ik_rep", "objects": {"ik_thing": {"create": "all", "read": "all", "edit": "all"}}},
 ]
@@ -200,3 +201,24 @@ def test_20_parallel_creates_with_one_key_create_once(things, app, admin_headers
     assert {a.status_code for a in answers} <= {201, 409}
     assert sum(1 for a in answers if a.status_code == 201 and "Idempotent-Replayed" not in a.headers) == 1
     assert count(things) == 1
+
+
+# --- upsert imports are exactly-once (issue 13.13) ------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["code", "ref"])  # a unique field, and a plain one
+def test_20_parallel_upserts_of_one_new_value_make_one_record(things, app, admin_headers, key):
+    sizes = iter(range(20))
+
+    def upsert(client):
+        rows = [{key: "NEW-1", "name": "Upserted", "size": next(sizes)}]
+        return client.post(f"{URL}/import?key={key}", json=rows, headers=admin_headers)
+
+    answers = _parallel(app, 20, upsert)
+    assert {a.status_code for a in answers} == {200}
+    statuses = Counter(a.get_json()["rows"][0]["status"] for a in answers)
+    assert statuses == {"created": 1, "updated": 19}, [a.get_json()["rows"][0] for a in answers]
+    table = things.compiled().tables["ik_thing"]
+    assert count(things, table.c[key] == "NEW-1") == 1
+    ids = {a.get_json()["rows"][0]["id"] for a in answers}
+    assert len(ids) == 1
