@@ -142,13 +142,17 @@ def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | No
                     wanted.setdefault(value, []).append((number, data))
                 existing = {}
                 if wanted:
+                    # Only records the caller may read are matched: a key held by a record they
+                    # cannot see answers as a new key does (no oracle; a unique key is refused
+                    # as not_unique, without naming the record).
                     # concurrent imports upserting one key value take turns from here to commit, so
                     # the second finds the first's record instead of creating its own (PostgreSQL;
                     # SQLite's BEGIN IMMEDIATE already serialises writers)
                     lock_keys(tx.conn, [_upsert_lock(obj.name, key, value) for value in wanted])
                     existing = dict(tx.conn.execute(
                         sa.select(table.c[key], table.c.id).where(
-                            table.c[key].in_(list(wanted)), table.c.deleted_at.is_(None))
+                            table.c[key].in_(list(wanted)), table.c.deleted_at.is_(None),
+                            svc.access.row_filter(obj.name, "read", table))
                     ).fetchall())
                 for value, items in wanted.items():
                     for number, data in items:
@@ -169,9 +173,10 @@ def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | No
                     out[number] = _result_entry(number, result)
                     if key is not None and _lost_race(out[number], key) and not dry_run:
                         # a save outside the import took the unique value since we looked: update it
+                        # (only a record the caller may read: else the not_unique stands, no oracle)
                         found = tx.conn.execute(sa.select(table.c.id).where(
                             table.c[key] == _coerce_key(obj.fields[key], data[key]),
-                            table.c.deleted_at.is_(None))).scalar()
+                            table.c.deleted_at.is_(None), svc.access.row_filter(obj.name, "read", table))).scalar()
                         if found is not None:
                             out[number] = _upsert_update(svc, tx, obj, number, found, data)
                     if out[number]["status"] == "created":
