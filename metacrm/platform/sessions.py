@@ -42,6 +42,7 @@ def start_session(engine: sa.Engine, user_id: str, ip: str | None, agent: str | 
             conn.execute(db.web_session.insert().values(
                 sid_hash=hash_token(sid), user_id=user_id, created_at=now, last_used_at=now,
                 expires_at=now + SESSION_TTL, ip=_clip(ip, 100), agent=_clip(agent, 300)))
+    _due(f"s:{hash_token(sid)}")  # just used: no touch for the next TOUCH_SECONDS
     return sid
 
 
