@@ -48,8 +48,17 @@ def test_default_metadata_is_complete_bilingual_and_live(ltc):
     assert set(registry.object("activity").fields["related_to"].target) >= {"lead", "account", "opportunity",
                                                                           "contract"}
     # documents copied from the brief are the brief's
+    # the brief's quote approval, measured (issue 14) on the discount depth, the deepest of any
+    # line and of the total, from 10 %, and with what it guards
     approval = json.loads((EXAMPLES / "quote_discount.approval_process.json").read_text())
-    assert registry.get("approval_process", "quote_discount") == approval
+    shipped_approval = registry.get("approval_process", "quote_discount")
+    for key in ("object", "lock_record", "allow_recall", "on_submit", "on_approve", "on_reject", "on_recall"):
+        assert shipped_approval[key] == approval[key], key
+    assert [(s["name"], s["approver"], s.get("mode")) for s in shipped_approval["steps"]] == \
+           [(s["name"], s["approver"], s.get("mode")) for s in approval["steps"]]
+    assert shipped_approval["entry"] == {"approval_depth_pct": {"gte": 10}}
+    assert shipped_approval["steps"][1]["when"] == {"approval_depth_pct": {"gte": 30}}
+    assert shipped_approval["guards"]["transitions"] == [{"field": "status", "to": ["presented", "accepted"]}]
     stalled = json.loads((EXAMPLES / "stalled_opportunity.workflow_rule.json").read_text())
     assert {k: v for k, v in registry.get("workflow_rule", "stalled_opportunity").items() if k != "label"} == stalled
     pool = json.loads((EXAMPLES / "hardware_leads.pool.json").read_text())

@@ -289,6 +289,52 @@ def check_approval(registry: Registry, doc: dict, report: Report) -> None:
                         report(f"{apath}/{key}", f"{fdef.name} is not a user field")
     for key in ("on_submit", "on_approve", "on_reject", "on_recall"):
         check_actions(registry, obj, doc.get(key), f"/{key}", report)
+    _check_guards(registry, obj, doc.get("guards"), report)
+
+
+def _check_guards(registry: Registry, obj: ObjectDef | None, guards: Any, report: Report) -> None:
+    """An approval process's `guards`: every field, object and value must exist."""
+    if not isinstance(guards, dict) or obj is None:
+        return
+    _filter(obj, guards.get("when"), "/guards/when", report)
+    for index, rule in enumerate(guards.get("transitions") or []):
+        path = f"/guards/transitions/{index}"
+        fdef = _field(obj, rule.get("field"), f"{path}/field", report, system_ok=False)
+        if fdef is None:
+            continue
+        if fdef.type != "picklist":
+            report(f"{path}/field", f"{fdef.name} is not a picklist field")
+            continue
+        for key in ("to", "from"):
+            for v_index, value in enumerate(rule.get(key) or []):
+                if str(value) not in fdef.option_values:
+                    report(f"{path}/{key}/{v_index}", f"{value!r} is not a value of {obj.name}.{fdef.name}")
+    for index, name in enumerate(guards.get("material_fields") or []):
+        _field(obj, name, f"/guards/material_fields/{index}", report, system_ok=False)
+    for index, spec in enumerate(guards.get("children") or []):
+        path = f"/guards/children/{index}"
+        child = _object(registry, spec.get("object"), f"{path}/object", report)
+        _lookup_to(child, spec.get("field"), obj, f"{path}/field", report)
+        for f_index, name in enumerate(spec.get("material_fields") or []):
+            _field(child, name, f"{path}/material_fields/{f_index}", report, system_ok=False)
+    for index, spec in enumerate(guards.get("referenced_by") or []):
+        path = f"/guards/referenced_by/{index}"
+        source = _object(registry, spec.get("object"), f"{path}/object", report)
+        _lookup_to(source, spec.get("field"), obj, f"{path}/field", report)
+    for name, value in (guards.get("reset") or {}).items():
+        fdef = _field(obj, name, f"/guards/reset/{name}", report, system_ok=False)
+        if fdef is not None and fdef.type == "picklist" and value is not None and str(value) not in fdef.option_values:
+            report(f"/guards/reset/{name}", f"{value!r} is not a value of {obj.name}.{name}")
+        elif fdef is not None and fdef.type in ("formula", "rollup", "autonumber"):
+            report(f"/guards/reset/{name}", f"{name} is computed and cannot be reset")
+        if name in (guards.get("material_fields") or []):
+            report(f"/guards/reset/{name}", f"{name} is a material field; resetting it would loop")
+
+
+def _lookup_to(source: ObjectDef | None, name: Any, target: ObjectDef, path: str, report: Report) -> None:
+    fdef = _field(source, name, path, report, system_ok=False)
+    if fdef is not None and (fdef.type != "lookup" or target.name not in fdef.target):
+        report(path, f"{source.name}.{fdef.name} is not a lookup to {target.name}")
 
 
 def check_conversion(registry: Registry, doc: dict, report: Report) -> None:

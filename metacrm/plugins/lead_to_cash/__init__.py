@@ -30,7 +30,7 @@ MANIFEST = {
     "hooks": {
         "before_save": ["lead", "opportunity", "quote", "quote_line", "contract", "contract_amendment", "order",
                         "order_line", "payment_plan", "instalment", "payment", "quota"],
-        "after_save": ["lead_priority_rule", "activity", "order", "order_line", "instalment", "payment",
+        "after_save": ["lead_priority_rule", "activity", "opportunity", "order", "order_line", "instalment", "payment",
                        "quota"],
     },
     "record_actions": {"lead": ["convert"], "order": ["release_credit"], "commission_plan": ["recompute"]},
@@ -50,6 +50,7 @@ def setup(ctx) -> None:
     # L4 opportunities and quotes
     ctx.before_save("opportunity", opportunities.opportunity_hook, order=150, ops=SAVE)
     ctx.after_save("activity", opportunities.follow_up_hook, ops=SAVE)
+    ctx.after_save("opportunity", opportunities.won_hook, ops=SAVE)
     ctx.job("stalled_opportunities", opportunities.stalled_job)
     ctx.before_save("quote", opportunities.quote_hook, order=150, ops=SAVE)
     ctx.before_save("quote_line", opportunities.quote_line_hook, order=150, ops=WRITES)

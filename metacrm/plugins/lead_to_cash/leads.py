@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from ...platform.clock import utcnow
+from ...platform.clock import today, utcnow
 from ...platform.errors import BadRequest, Conflict, NotFound
 from .common import rows, system_on, system_service, to_input, tx_cache
+
+CONVERTED_CLOSE_DAYS = 90  # a converted lead's opportunity is expected to close within a quarter
 
 CLOSED_LEAD_STATUSES = ("converted", "disqualified")
 
@@ -195,6 +198,9 @@ def convert_action(service, record: dict, params: dict) -> dict:
             if owner and "owner" in {f.name for f in service.writable_fields(tobj, True)[0]}:
                 values["owner"] = owner  # explicit, so a pool entry rule does not take the new record
             values.update(overrides.get(tname) or {})
+            if tname == "opportunity" and "close_date" in tobj.fields and not values.get("close_date"):
+                # a close date (a quarter out) so the new deal enters the forecast at once
+                values["close_date"] = (today() + timedelta(days=CONVERTED_CLOSE_DAYS)).isoformat()
             if tobj.name_field and not values.get(tobj.name_field):
                 values[tobj.name_field] = lead.get(source_obj.name_field) or lead["id"]
             existing = None
