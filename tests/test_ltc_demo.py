@@ -34,6 +34,13 @@ def test_demo_company_small_scale(ltc, client, monkeypatch):
     users = tables["user"]
     with ltc.engine.connect() as conn:
         roles = [r for (r,) in conn.execute(sa.select(users.c.roles))]
+        hashes = [h for (h,) in conn.execute(sa.select(users.c.password).where(users.c.username != "admin"))]
+    # issue 13.11: one password for every demo user, but each hash has its own salt
+    assert len(hashes) >= 10 and len(set(hashes)) == len(hashes)
+    assert len({h.split("$")[1] for h in hashes}) == len(hashes)
+    from metacrm.platform.security import verify_password
+
+    assert all(verify_password(h, DEFAULT_PASSWORD) for h in hashes[:3])
     flat = {role for value in roles for role in (value if isinstance(value, list) else json.loads(value))}
     assert flat >= {"admin", "sales_rep", "sales_manager", "vp_sales", "marketing", "finance"}
     departments = {name for (name,) in ltc.engine.connect().execute(sa.select(tables["department"].c.name))}

@@ -52,6 +52,57 @@ auth_token = sa.Table(
     sa.Column("label", sa.String(100)),
 )
 
+# Web sessions, kept on the server (platform/sessions.py): the cookie holds a random id whose
+# hash is here, so logging out or a password change ends the session on every server.
+web_session = sa.Table(
+    "mc_session",
+    system_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sid_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.String(32), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_used_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime),
+    sa.Column("ip", sa.String(100)),
+    sa.Column("agent", sa.String(300)),
+)
+
+# Where and when an API token was issued and last used (one row per mc_token row).
+token_use = sa.Table(
+    "mc_token_use",
+    system_metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("ip", sa.String(100)),
+    sa.Column("agent", sa.String(300)),
+    sa.Column("last_used_at", UtcDateTime),
+)
+
+# Failed sign-ins per throttle key ("pair:<username>|<ip>", "ip:<ip>", "user:<username>"),
+# shared by every app server (platform/throttle.py). Times are epoch seconds.
+login_failure = sa.Table(
+    "mc_login_failure",
+    system_metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_at", sa.Float, nullable=False),
+    sa.Column("locked_until", sa.Float, nullable=False),
+)
+
+# Idempotency-Key claims and the stored first answers (api/idempotency.py), per user.
+idempotency_key = sa.Table(
+    "mc_idempotency_key",
+    system_metadata,
+    sa.Column("user_id", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # sha256 of method, path, query, body
+    sa.Column("created_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("status", sa.Integer),  # NULL while the first request is still running
+    sa.Column("headers", sa.JSON),
+    sa.Column("body", sa.LargeBinary),
+    sa.Column("completed_at", UtcDateTime),
+)
+
 history = sa.Table(
     "mc_history",
     system_metadata,

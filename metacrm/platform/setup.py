@@ -46,9 +46,26 @@ def build_runtime(config: Config, engine: sa.Engine | None = None) -> Runtime:
     runtime = Runtime(config, engine)
     computed.register(runtime.hooks)
     outbox.register(runtime)
+    _register_core_sweeps(runtime)
     for module in feature_modules():
         module.register(runtime)
     return runtime
+
+
+def _register_core_sweeps(runtime: Runtime) -> None:
+    """The core's own clean-ups: old Idempotency-Key answers, old login failure counts."""
+    from .api import idempotency
+    from .throttle import LoginThrottle
+
+    from . import sessions
+
+    sessions.register(runtime)
+    names = {name for name, _ in runtime.sweeps}
+    if "idempotency_keys" not in names:
+        runtime.sweeps.append(("idempotency_keys", idempotency.sweep))
+    if "login_failures" not in names:
+        runtime.sweeps.append(("login_failures",
+                               lambda rt: f"{LoginThrottle(rt.engine).forget_old()} old login failure count(s) removed"))
 
 
 def secret_key(runtime: Runtime) -> str:

@@ -1,4 +1,4 @@
-"""The web UI's small parts on their own: CSRF tokens, the login throttle, the message
+"""The web UI's small parts on their own: CSRF tokens, the message
 catalogue, exact number display and the SVG charts."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from flask import Flask, session
 from metacrm.platform.web import charts, csrf, i18n
 from metacrm.platform.web.admin import parse_options, slug
 from metacrm.platform.web.display import group_digits
-from metacrm.platform.web.throttle import LoginThrottle, Policy
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "metacrm" / "platform" / "web" / "templates"
 STATIC = TEMPLATES.parent / "static"
@@ -75,76 +74,6 @@ def test_csrf_rotate_replaces_the_token(flask_app):
         old = csrf.token()
         assert csrf.rotate() != old
         assert not csrf.matches(old)
-
-
-# --- login throttle ---------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
-def make_throttle(clock):
-    return LoginThrottle(clock, Policy(3, 10, 60, 600), Policy(10, 10, 60, 600))
-
-
-def test_throttle_allows_the_free_attempts_then_doubles_the_lockout():
-    clock = Clock()
-    throttle = make_throttle(clock)
-    for _ in range(3):
-        assert throttle.wait_seconds("ann", "1.1.1.1") == 0
-        throttle.failed("ann", "1.1.1.1")
-    assert throttle.wait_seconds("ann", "1.1.1.1") == 0  # three free failures
-    throttle.failed("ann", "1.1.1.1")
-    assert throttle.wait_seconds("ann", "1.1.1.1") == 10
-    clock.now += 10
-    assert throttle.wait_seconds("ann", "1.1.1.1") == 0
-    throttle.failed("ann", "1.1.1.1")
-    assert throttle.wait_seconds("ann", "1.1.1.1") == 20
-    clock.now += 20
-    for _ in range(5):
-        throttle.failed("ann", "1.1.1.1")
-    assert throttle.wait_seconds("ann", "1.1.1.1") == 60  # capped
-
-
-def test_throttle_is_per_username_case_insensitive_and_per_address():
-    clock = Clock()
-    throttle = make_throttle(clock)
-    for _ in range(4):
-        throttle.failed("Ann", "1.1.1.1")
-    assert throttle.wait_seconds("ann", "9.9.9.9") > 0  # the username is locked from anywhere
-    assert throttle.wait_seconds("bob", "1.1.1.1") == 0  # the address is not locked yet
-    for i in range(7):
-        throttle.failed(f"user{i}", "1.1.1.1")
-    assert throttle.wait_seconds("bob", "1.1.1.1") > 0  # eleven failures from one address
-
-
-def test_throttle_success_clears_the_username_and_old_failures_are_forgotten():
-    clock = Clock()
-    throttle = make_throttle(clock)
-    for _ in range(3):
-        throttle.failed("ann", "1.1.1.1")
-    throttle.succeeded("ann", "1.1.1.1")
-    throttle.failed("ann", "1.1.1.1")
-    assert throttle.wait_seconds("ann", "2.2.2.2") == 0
-    for _ in range(2):
-        throttle.failed("ann", "1.1.1.1")
-    clock.now += 601
-    throttle.failed("ann", "1.1.1.1")
-    assert throttle.wait_seconds("ann", "2.2.2.2") == 0
-
-
-def test_throttle_memory_is_bounded():
-    clock = Clock()
-    throttle = LoginThrottle(clock, max_keys=50)
-    for i in range(200):
-        clock.now += 1
-        throttle.failed(f"u{i}", f"10.0.0.{i % 250}")
-    assert len(throttle._entries) <= 102
 
 
 # --- messages ---------------------------------------------------------------------------------

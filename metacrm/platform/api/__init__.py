@@ -71,15 +71,28 @@ def forget_token(token: str) -> None:
         _principal_cache.pop(token, None)
 
 
+def forget_all_tokens() -> None:
+    """Tokens were revoked in bulk (a password change): drop this process's principal cache
+    (other processes drop theirs within PRINCIPAL_CACHE_SECONDS)."""
+    with _cache_lock:
+        _principal_cache.clear()
+
+
 def authenticate():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     header = request.headers.get("Authorization", "")
     principal = None
     if header.startswith("Bearer "):
-        principal = principal_for_token(header[7:].strip())
+        token = header[7:].strip()
+        principal = principal_for_token(token)
         if principal is None:
             raise Unauthorized("The token is not valid (unknown, expired or revoked).", code="invalid_token")
+        from ..sessions import touch_token
+        from ..security import hash_token
+
+        g.metacrm_credential = ("token", hash_token(token), principal.user_id)
+        touch_token(runtime().engine, token, request.remote_addr, request.headers.get("User-Agent"))
     else:
         web_user = current_app.extensions.get("metacrm.session_principal")
         principal = web_user() if web_user else None
@@ -94,6 +107,8 @@ def error_response(exc: CrmError):
     response.status_code = exc.status
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if getattr(exc, "retry_after", None):
+        response.headers["Retry-After"] = str(int(exc.retry_after))
     return response
 
 
@@ -182,6 +197,9 @@ def build_blueprint(runtime) -> Blueprint:
     """The /api/v1 blueprint for one app: the generic routes, then every registered feature's."""
     bp = Blueprint("api", __name__, url_prefix="/api/v1")
     bp.before_request(authenticate)
+    bp.before_request(idempotency.before_request)  # after authenticate: keys are per user
+    bp.after_request(idempotency.after_request)
+    bp.teardown_request(idempotency.teardown_request)
     bp.register_error_handler(CrmError, handle_crm_error)
     bp.register_error_handler(HTTPException, handle_http_error)
     bp.register_error_handler(Exception, handle_unexpected)
@@ -192,4 +210,4 @@ def build_blueprint(runtime) -> Blueprint:
     return bp
 
 
-from . import actions, auth, exports, meta, openapi, outbox, records  # noqa: F401  (routes register on import)
+from . import actions, auth, exports, idempotency, meta, openapi, outbox, records  # noqa: F401,E402  (routes register on import)

@@ -33,7 +33,13 @@ ERROR_TEXT = {
     "409": "conflict: stale version, blocked duplicate, claim lost, limit reached, not applicable",
     "422": "a business rule refuses the change (overpayment, a plan that does not add up, more than is left to deliver)",
     "423": "the record is locked by a pending approval",
+    "422": "idempotency_key_reused: this Idempotency-Key was used for another request",
+    "429": "too_many_attempts: sign-in throttled (see Retry-After)",
 }
+IDEMPOTENCY_HEADER = {"name": "Idempotency-Key", "in": "header", "required": False,
+                      "description": "Do this call at most once per (user, key): a repeat replays the first "
+                                     "answer (header Idempotent-Replayed: true); kept 24 h. See docs/api.md.",
+                      "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}}
 WRITE_METHODS = ("post", "put", "patch", "delete")
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -226,7 +232,7 @@ def build_document(access: Access) -> dict:
                 "type": "object", "required": ["username", "password"],
                 "properties": {"username": {"type": "string", "minLength": 1},
                                "password": {"type": "string", "minLength": 1},
-                               "label": {"type": "string", "nullable": True}}}),
+                               "label": {"type": "string", "nullable": True, "maxLength": 100}}}),
             "responses": {"201": _ok({"type": "object", "required": ["token", "expires_at"], "properties": {
                 "token": {"type": "string"}, "expires_at": {"type": "string"}, "user": {"type": "string"}}}, "token"),
                 "400": _err("bad input"), "401": _err("wrong credentials")},
@@ -306,7 +312,11 @@ def normalise(paths: dict, readable: list[str], pools: list[str]) -> None:
             if key in WRITE_METHODS:
                 codes += ["409", "422", "423"]
             if template == "/auth/token" and key == "post":
-                codes = ["400", "401"]
+                codes = ["400", "401", "429"]
+            elif key in WRITE_METHODS:
+                codes.append("422")
+                if not any(p.get("name") == "Idempotency-Key" for p in value.get("parameters", [])):
+                    value.setdefault("parameters", []).append(dict(IDEMPOTENCY_HEADER))
             for code in codes:
                 current = responses.get(code)
                 if current is None or "content" not in current:

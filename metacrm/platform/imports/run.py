@@ -7,6 +7,7 @@ so rows of the same file match each other too. A dry run rolls every batch back.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,8 @@ from marshmallow import ValidationError
 
 from .. import schemas
 from ..dedup import DuplicateFinder
-from ..errors import CrmError, Forbidden, NotFound
+from ..dedup.matching import lock_keys
+from ..errors import CrmError, Forbidden, NotFound, StaleVersion
 from ..records import RecordService
 from ..security import Principal
 from .parsing import Parsed, check_columns, parse
@@ -72,6 +74,35 @@ def _coerce_key(fdef, value: Any) -> Any:
     return field_.deserialize(value)
 
 
+def _upsert_lock(object_name: str, key: str, value: Any) -> int:
+    digest = hashlib.blake2b(repr(("upsert", object_name, key, str(value))).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lost_race(entry: dict, key: str) -> bool:
+    return entry.get("status") == "error" and entry.get("code") == "not_unique" and key in (entry.get("fields") or {})
+
+
+UPDATE_TRIES = 5
+
+
+def _upsert_update(svc: RecordService, tx, obj, number: int, record_id: str, data: dict) -> dict:
+    """One upsert row's update in its own savepoint. The import sends no version (the file says
+    what the record should be), so a concurrent save in between is no conflict: read again and
+    apply the row once more, never answer stale_version for it."""
+    for attempt in range(UPDATE_TRIES):
+        try:
+            with tx.conn.begin_nested():
+                svc.update_record(obj.name, record_id, dict(data))
+            return {"row": number, "status": "updated", "id": record_id}
+        except StaleVersion as exc:
+            if attempt == UPDATE_TRIES - 1:
+                return _error_entry(number, exc)
+        except CrmError as exc:
+            return _error_entry(number, exc)
+    raise AssertionError("unreachable")
+
+
 def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | None, dry_run: bool,
                   state: _State) -> list[dict]:
     out: dict[int, dict] = {}
@@ -114,6 +145,10 @@ def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | No
                     # Only records the caller may read are matched: a key held by a record they
                     # cannot see answers as a new key does (no oracle; a unique key is refused
                     # as not_unique, without naming the record).
+                    # concurrent imports upserting one key value take turns from here to commit, so
+                    # the second finds the first's record instead of creating its own (PostgreSQL;
+                    # SQLite's BEGIN IMMEDIATE already serialises writers)
+                    lock_keys(tx.conn, [_upsert_lock(obj.name, key, value) for value in wanted])
                     existing = dict(tx.conn.execute(
                         sa.select(table.c[key], table.c.id).where(
                             table.c[key].in_(list(wanted)), table.c.deleted_at.is_(None),
@@ -128,19 +163,22 @@ def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | No
             else:
                 creates = rows
             for number, record_id, data in updates:
-                try:
-                    with tx.conn.begin_nested():
-                        svc.update_record(obj.name, record_id, data)
-                    out[number] = {"row": number, "status": "updated", "id": record_id}
-                except CrmError as exc:
-                    out[number] = _error_entry(number, exc)
+                out[number] = _upsert_update(svc, tx, obj, number, record_id, data)
             if creates:
                 creates.sort(key=lambda item: item[0])
                 if state.finder.rules:
                     state.finder.prefetch(tx.conn, [data for _, data in creates])
                 results = svc.create_many(obj.name, [data for _, data in creates], dedup_batch=state.finder)
-                for (number, _), result in zip(creates, results):
+                for (number, data), result in zip(creates, results):
                     out[number] = _result_entry(number, result)
+                    if key is not None and _lost_race(out[number], key) and not dry_run:
+                        # a save outside the import took the unique value since we looked: update it
+                        # (only a record the caller may read: else the not_unique stands, no oracle)
+                        found = tx.conn.execute(sa.select(table.c.id).where(
+                            table.c[key] == _coerce_key(obj.fields[key], data[key]),
+                            table.c.deleted_at.is_(None), svc.access.row_filter(obj.name, "read", table))).scalar()
+                        if found is not None:
+                            out[number] = _upsert_update(svc, tx, obj, number, found, data)
                     if out[number]["status"] == "created":
                         state.created[result["id"]] = number
             if dry_run:

@@ -212,6 +212,11 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
         Runs the same hooks and history as any save.
         """
         obj = self.obj(object_name)
+        copied = [name for name in values if name in obj.fields and obj.fields[name].type == "password"]
+        if copied:
+            # a password is only ever stored as a hash the input path made for this record (its
+            # own salt); a value written here would be a hash copied from elsewhere (issue 13.11)
+            raise ValueError(f"system_update cannot write the password field(s) {copied}: use update()")
         with self.transaction() as tx:
             table = self.table(obj.name)
             old = self.fetch(tx.conn, obj, record_id, for_update=True)

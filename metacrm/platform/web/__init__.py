@@ -32,7 +32,7 @@ from .core import (
     render_page,
     template_folders,
 )
-from .throttle import LoginThrottle
+from ..throttle import LoginThrottle
 
 __all__ = [
     "CSP",
@@ -133,7 +133,7 @@ def register(app: Flask) -> None:
     app.jinja_env.globals.update(t=i18n.t, label=i18n.label, csrf_token=csrf.token, nav_sections=_nav_sections,
                                  notices=pop_notices, locale=i18n.current_locale, principal=current_principal,
                                  my_name=current_display_name, record_actions=_record_actions, record_buttons=_record_buttons)
-    app.extensions["metacrm.web.throttle"] = LoginThrottle()
+    app.extensions["metacrm.web.throttle"] = LoginThrottle(app.extensions["metacrm"].engine)
     app.extensions["metacrm.session_principal"] = _api_session_principal
 
 

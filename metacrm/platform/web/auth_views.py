@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, g, redirect, request, session, url_for
 
 from ..errors import CrmError, Unauthorized, ValidationFailed
+from ..metadata_fields import DATETIME
 from ..records import RecordService
 from ..security import Principal
 from .core import (
@@ -19,16 +20,14 @@ from .core import (
     safe_next,
 )
 from .i18n import LOCALE_NAMES, LOCALES, message, normalise_locale, t
-from .throttle import LoginThrottle
+from ..throttle import LoginThrottle, client_ip, throttle_for
 
 
 def _throttle() -> LoginThrottle:
-    return current_app.extensions["metacrm.web.throttle"]
+    return throttle_for(current_app)
 
 
-def _client_ip() -> str:
-    # Behind a proxy, configure werkzeug's ProxyFix so remote_addr is the client's.
-    return request.remote_addr or "?"
+_client_ip = client_ip
 
 
 @page("/login", methods=("GET", "POST"), public=True)
@@ -78,6 +77,66 @@ def _system_update(user_id: str, values: dict) -> None:
     runtime().directory_changed()
 
 
+def agent_summary(agent: str | None) -> str:
+    """'Mozilla/5.0 (X11; Linux x86_64) ... Chrome/120.0 ...' -> 'Chrome, Linux'."""
+    if not agent:
+        return ""
+    browsers = [("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("HeadlessChrome", "Chrome (headless)"),
+                ("Chrome/", "Chrome"), ("Safari/", "Safari"), ("curl/", "curl"), ("python-requests", "Python"),
+                ("python-httpx", "Python"), ("Werkzeug", "Werkzeug")]
+    systems = [("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"), ("Windows", "Windows"),
+               ("Mac OS X", "macOS"), ("Linux", "Linux")]
+    browser = next((name for marker, name in browsers if marker in agent), None)
+    system = next((name for marker, name in systems if marker in agent), None)
+    if browser and system:
+        return t("profile.agent", browser=browser, system=system)
+    return browser or system or agent[:40]
+
+
+def _credentials(me: Principal) -> tuple[list[dict], list[dict]]:
+    from ..schemas import to_json_value
+    from ..sessions import credentials
+    from .display import datetime_text
+
+    def when(value):
+        return datetime_text(to_json_value(DATETIME, value)) if value else t("profile.never")
+
+    current = g.get("metacrm_credential")
+    sessions, tokens = credentials(runtime().engine, me.user_id)
+    for row in sessions:
+        row.update(created=when(row["created_at"]), used=when(row["last_used_at"]), where=row["ip"] or "",
+                   agent_text=agent_summary(row["agent"]),
+                   current=bool(current and current[0] == "session" and current[1] == row["id"]))
+    for row in tokens:
+        row.update(created=when(row["created_at"]), used=when(row["last_used_at"]),
+                   expires=when(row["expires_at"]), where=row["ip"] or "", agent_text=agent_summary(row["agent"]))
+    return sessions, tokens
+
+
+def _end(action: str) -> bool:
+    """End one of the user's sessions or tokens, or all but this session. False: bad input."""
+    from ..sessions import end_credentials
+
+    me = current_principal()
+    current = g.get("metacrm_credential")
+    keep = current[1] if current and current[0] == "session" else None
+    try:
+        target = int(request.form.get("id") or "0") if action != "end_all" else None
+    except ValueError:
+        return False
+    with runtime().transaction() as tx:
+        if action == "end_all":
+            ended = end_credentials(tx.conn, me.user_id, everything=True, keep_session=keep)
+        elif action == "end_session":
+            if target == keep:
+                return False  # this session ends with "Sign out"
+            ended = end_credentials(tx.conn, me.user_id, session_id=target)
+        else:
+            ended = end_credentials(tx.conn, me.user_id, token_id=target)
+    notify(t("profile.ended", count=ended))
+    return True
+
+
 @page("/profile", methods=("GET", "POST"))
 def profile():
     from ..api.auth import authenticate_user
@@ -87,7 +146,11 @@ def profile():
     status = 200
     if request.method == "POST":
         action = request.form.get("_action")
-        if action == "locale":
+        if action in ("end_session", "end_token", "end_all"):
+            if _end(action):
+                return redirect_to("web.profile")
+            status = 400
+        elif action == "locale":
             locale = request.form.get("locale", "")
             if locale not in LOCALES:
                 errors["locale"] = message("Not allowed.")
@@ -128,5 +191,6 @@ def profile():
             status = 400
         else:
             status = 400
-    return render_page("profile.html", status, me=me, errors=errors,
+    sessions, tokens = _credentials(me)
+    return render_page("profile.html", status, me=me, errors=errors, sessions=sessions, tokens=tokens,
                        locales=[(code, LOCALE_NAMES[code]) for code in LOCALES])

@@ -22,6 +22,7 @@ from .i18n import t
 
 SESSION_USER = "uid"
 SESSION_LOGIN_AT = "at"
+SESSION_ID = "sid"  # the server-side session's random id (mc_session holds its hash)
 SESSION_MAX_AGE = 12 * 3600  # as long as an API token lives
 
 
@@ -89,12 +90,23 @@ def runtime() -> Runtime:
 
 
 def session_user_id() -> str | None:
+    """The cookie's user, if its server-side session (mc_session) is live: a logged-out, ended
+    or expired session is no login, whatever the signed cookie says."""
+    from ..sessions import session_row
+
     uid = session.get(SESSION_USER)
     at = session.get(SESSION_LOGIN_AT)
-    if not isinstance(uid, str) or not isinstance(at, (int, float)):
+    sid = session.get(SESSION_ID)
+    if not isinstance(uid, str) or not isinstance(at, (int, float)) or not isinstance(sid, str):
         return None
     if time.time() - at > SESSION_MAX_AGE:
         return None
+    if "web_session_row" not in g:
+        g.web_session_row = session_row(runtime().engine, sid)
+    row = g.web_session_row
+    if row is None or row.user_id != uid:
+        return None
+    g.metacrm_credential = ("session", row.id, uid)
     return uid
 
 
@@ -134,7 +146,11 @@ def current_access() -> Access:
 def log_in(user_id: str) -> None:
     from . import csrf
 
+    from ..sessions import start_session
+
     session.clear()  # no session fixation: nothing from before the login survives
+    session[SESSION_ID] = start_session(runtime().engine, user_id, request.remote_addr,
+                                        request.headers.get("User-Agent"))
     session[SESSION_USER] = user_id
     session[SESSION_LOGIN_AT] = int(time.time())
     csrf.rotate()
@@ -143,7 +159,11 @@ def log_in(user_id: str) -> None:
 def log_out() -> None:
     from . import csrf
 
+    from ..sessions import end_session
+
     locale = session.get("lang")
+    if isinstance(session.get(SESSION_ID), str):
+        end_session(runtime().engine, session[SESSION_ID])  # on the server: a copied cookie dies too
     session.clear()
     if locale:
         session["lang"] = locale

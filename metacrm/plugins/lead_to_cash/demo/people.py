@@ -3,14 +3,13 @@ catalogue (products, lead priority rules)."""
 
 from __future__ import annotations
 
-from ....platform.security import hash_password
 from .data import BUS, GIVEN, PRODUCTS, SURNAMES
 from .seeder import Seeder, _password
 
 
 def people(demo: Seeder) -> None:
     s = demo.system
-    password_hash = hash_password(_password())
+    password = _password()
     hq = s.create("department", {"name": "headquarters", "code": "hq"})["id"]
     sales = s.create("department", {"name": "sales", "code": "sales", "parent": hq})["id"]
     demo.dept = {"hq": hq, "sales": sales}
@@ -23,12 +22,12 @@ def people(demo: Seeder) -> None:
     def user(username, display, roles, dept, manager=None):
         values = {"username": username, "display_name": display, "roles": roles, "department": demo.dept[dept],
                   "email": f"{username}@demo.metacrm.dev",
-                  "locale": "zh-CN" if demo.rng.random() < 0.5 else "en"}
+                  "locale": "zh-CN" if demo.rng.random() < 0.5 else "en", "password": password}
         if manager:
             values["manager"] = demo.users[manager]["id"]
         created = s.create("user", values)
-        # every demo user has the same password: hash it once (scrypt is slow on purpose)
-        s.system_update("user", created["id"], {"password": password_hash}, note="demo password")
+        # every demo user has the same password, but the record service hashes it for each one
+        # (its own salt): a hash computed once and copied to every user made them all equal
         demo.users[username] = {"id": created["id"], "roles": roles, "dept": dept, "manager": manager}
         demo.count("users")
         return created["id"]
