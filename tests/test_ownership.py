@@ -102,3 +102,67 @@ def test_managers_reach_their_own_unit_only_on_every_path(company, client, who):
         if edit.status_code != (200 if key in expected else 404):
             problems.append(f"edit {key}: {edit.status_code}")
     assert not problems, problems
+
+
+# --- items 7 and 8: no hiding by clearing the owner; only eligible owners ----------------------
+
+
+def test_a_rep_cannot_clear_the_owner_to_hide_a_record(company, client, admin_headers):
+    rep = company["people"]["hardware.rep1"]
+    lead = company["leads"]["hardware.rep1"]
+    refused = client.patch(f"/api/v1/records/lead/{lead['id']}", json={"owner": None, "version": lead["version"]},
+                           headers=rep.headers)
+    assert refused.status_code == 422, refused.get_json()
+    error = refused.get_json()["error"]
+    assert error["code"] == "owner_required" and "owner" in error["fields"]
+    after = company["system"].get("lead", lead["id"])
+    assert (after["owner"], after["version"]) == (rep.id, lead["version"])
+    # the manager still sees it; an admin (edit scope all) may still unown it on purpose
+    mgr = company["people"]["hardware.mgr"]
+    assert client.get(f"/api/v1/records/lead/{lead['id']}", headers=mgr.headers).status_code == 200
+    freed = client.patch(f"/api/v1/records/lead/{lead['id']}", json={"owner": None, "version": lead["version"]},
+                         headers=admin_headers)
+    assert freed.status_code == 200 and freed.get_json()["owner"] is None
+
+
+def test_a_record_is_only_given_to_someone_who_may_hold_it(company, client, admin_headers, runtime):
+    """Finance may not read leads: no owner change, create, import or pool assignment hands
+    one to a finance user (422 naming the user); a software rep may take one."""
+    finance = company["people"]["finance"]
+    lead = company["leads"]["hardware.rep1"]
+    url = f"/api/v1/records/lead/{lead['id']}"
+    refused = client.patch(url, json={"owner": finance.id, "version": lead["version"]}, headers=admin_headers)
+    assert refused.status_code == 422, refused.get_json()
+    error = refused.get_json()["error"]
+    assert error["code"] == "owner_not_eligible" and error["user"] == finance.id
+    assert finance.username in error["fields"]["owner"][0]
+    assert company["system"].get("lead", lead["id"])["owner"] == company["people"]["hardware.rep1"].id
+    created = client.post("/api/v1/records/lead", json={"company": "Handed Co", "source": SOURCE,
+                                                         "owner": finance.id}, headers=admin_headers)
+    assert created.status_code == 422 and created.get_json()["error"]["code"] == "owner_not_eligible"
+    # the platform itself obeys the same rule
+    from metacrm.platform.errors import OwnerRefused
+
+    with pytest.raises(OwnerRefused):
+        company["system"].update("lead", lead["id"], {"owner": finance.id})
+    # an import row naming an ineligible owner fails with its row; the others are created
+    csv_text = f"company,source,owner\nRow One,web,{finance.id}\nRow Two,web,{company['people']['software.rep1'].id}\n"
+    imported = client.post("/api/v1/records/lead/import", data=csv_text, headers={**admin_headers,
+                                                                         "Content-Type": "text/csv"})
+    assert imported.status_code in (200, 201), imported.get_data(as_text=True)
+    body = imported.get_json()
+    assert (body["summary"]["created"], body["summary"]["error"]) == (1, 1), body
+    failed = body["rows"][0]
+    assert (failed["row"], failed["code"]) == (1, "owner_not_eligible") and "owner" in failed["fields"], body
+    # pool assignment: a pool admin (the VP) cannot hand a pooled lead to finance
+    pooled = company["system"].create("lead", {"company": "Pooled Co", "source": SOURCE}, no_owner=True)
+    assert pooled["pool"] and pooled["owner"] is None, pooled
+    vp = company["people"]["vp"]
+    answer = client.post(f"/api/v1/pools/{pooled['pool']}/assign", json={"ids": [pooled["id"]], "user": finance.id},
+                         headers=vp.headers)
+    assert answer.status_code == 422 and answer.get_json()["error"]["user"] == finance.id, answer.get_json()
+    assert company["system"].get("lead", pooled["id"])["owner"] is None
+    rep = company["people"]["software.rep1"]
+    answer = client.post(f"/api/v1/pools/{pooled['pool']}/assign", json={"ids": [pooled["id"]], "user": rep.id},
+                         headers=vp.headers)
+    assert answer.status_code == 200 and answer.get_json()["assigned"] == [pooled["id"]], answer.get_json()

@@ -55,6 +55,8 @@ import pytest
 
 import metacrm
 from metacrm import approval as approval_engine
+from metacrm.metadata.bundle import documents_bundle
+from metacrm.platform.apply import apply_change
 from metacrm.platform.records import RecordService
 from metacrm.platform.security import Principal
 from tests.conftest import make_user
@@ -274,7 +276,16 @@ RESTRICTING = {obj: any(f["type"] == "lookup" and f.get("required") and f.get("o
                         for f in _fields(obj)) for obj in OBJECTS}
 
 
+# Records may only be given to users who may hold them (issue 13 item 8), so the record owners
+# of the organisation hold this role besides theirs; the caller holds it while the records are
+# made and loses it before the checks (a role change leaves a user's records where they are).
+HOLDER = {"kind": "role", "name": "pm_holder", "label": "Holder",
+          "objects": {obj: {"read": "own", "edit": "own"} for obj in OBJECTS}}
+
+
 def build_org(runtime, client, role: str, objects=None, *, caller_logs_in: bool = True) -> Org:
+    apply_change(runtime, documents_bundle([HOLDER]))
+    runtime.compiled(force=True)
     system = RecordService(runtime, Principal.system(), source="test")
     dept_ids: dict[str, str] = {}
     dept_parent: dict[str, str | None] = {}
@@ -288,10 +299,11 @@ def build_org(runtime, client, role: str, objects=None, *, caller_logs_in: bool 
     below = sorted(descendants(role))
     run = uuid.uuid4().hex[:6]
     caller_name = f"pm_{role}_{run}"
-    caller = make_user(runtime, client, caller_name, [role], department=dept_ids["software"]) \
+    caller = make_user(runtime, client, caller_name, [role, "pm_holder"], department=dept_ids["software"]) \
         if caller_logs_in else None
     if caller is None:
-        created = system.create("user", {"username": caller_name, "roles": [role], "department": dept_ids["software"]})
+        created = system.create("user", {"username": caller_name, "roles": [role, "pm_holder"],
+                                         "department": dept_ids["software"]})
         people = {"own": Person("own", created["id"], caller_name, [role], dept_ids["software"])}
     else:
         people = {"own": Person("own", caller.id, caller_name, [role], dept_ids["software"],
@@ -306,7 +318,7 @@ def build_org(runtime, client, role: str, objects=None, *, caller_logs_in: bool 
         "parent_dept": ([], "sales", None),
     }
     for key, (roles, dept, manager) in plan.items():
-        values = {"username": f"pm_{key}_{run}", "roles": roles, "department": dept_ids[dept]}
+        values = {"username": f"pm_{key}_{run}", "roles": roles + ["pm_holder"], "department": dept_ids[dept]}
         if manager:
             values["manager"] = manager
         created = system.create("user", values)
@@ -324,6 +336,11 @@ def build_org(runtime, client, role: str, objects=None, *, caller_logs_in: bool 
             record = system.create(obj, data)
             parents[obj] = record["id"]
             org.records[(obj, owner_key)] = record
+    system.update("user", people["own"].id, {"roles": [role]})
+    runtime.directory_changed()
+    for key in list(org.records):  # the user records among them changed version with the update
+        if key[0] == "user" and org.records[key]["id"] == people["own"].id:
+            org.records[key] = system.get("user", people["own"].id)
     return org
 
 

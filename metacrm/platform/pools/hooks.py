@@ -24,7 +24,9 @@ def pick_user(ctx, pool: Pool) -> str | None:
     """The user auto-assignment hands a new record to, or None (then it stays in the pool)."""
     cache = ctx.tx.__dict__.setdefault("pool_candidates", {})  # one lookup per transaction (imports)
     if pool.name not in cache:
-        cache[pool.name] = People.within(ctx.service, ctx.conn).users(pool.assign_users or pool.members)
+        # only people who may hold the object: the write path would refuse anyone else
+        cache[pool.name] = [uid for uid in People.within(ctx.service, ctx.conn).users(pool.assign_users or pool.members)
+                            if ctx.service.owner_refusal(ctx.conn, ctx.obj.name, uid) is None]
     candidates = cache[pool.name]
     if not candidates:
         return None

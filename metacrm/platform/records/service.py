@@ -18,9 +18,9 @@ from ...metadata.model import FieldDef, ObjectDef
 from ...metadata.registry import UnknownObject
 from .. import schemas
 from ..clock import utcnow
-from ..errors import Conflict, Forbidden, NotFound, StaleVersion, ValidationFailed
+from ..errors import Conflict, Forbidden, NotFound, OwnerRefused, StaleVersion, ValidationFailed
 from ..runtime import Runtime, Tx
-from ..security import Access, Principal
+from ..security import Access, Principal, principal_from_row
 from .batch import BatchCreate
 from .context import SaveContext, new_id
 from .history import ALWAYS_TRACKED, RecordHistory
@@ -128,6 +128,7 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
         obj = ctx.obj
         self.runtime.hooks.run("before_save", ctx)  # hooks may fill required fields
         self._check_required(obj, ctx.record)
+        self.check_owner(ctx)
         self._check_unique(ctx.conn, obj, ctx.record, list(obj.fields))
         # Parameters, not .values(): the compiled INSERT is cached instead of rebuilt per record.
         with unique_guard(obj):
@@ -172,6 +173,7 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
                           options=options)
         self.runtime.hooks.run("before_save", ctx)
         self._check_required(obj, ctx.record)
+        self.check_owner(ctx)
         changed = [n for n in obj.all_fields if ctx.record.get(n) != old.get(n)]
         if not changed and not ctx.notes:
             return ctx
@@ -229,6 +231,7 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
             ctx = SaveContext(self, tx, self.registry, obj, table, "update", record, old, self.principal,
                               self.access, "system", options={"system_action": action})
             self.runtime.hooks.run("before_save", ctx)
+            self.check_owner(ctx)
             row = self._storage_row(obj, table, ctx.record)
             row.pop("id")
             query = table.update().where(table.c.id == old["id"], table.c.version == old["version"])
@@ -320,6 +323,73 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
             self.runtime.hooks.run("after_save", ctx)
             self._after_write(ctx)
         return self.to_json(obj, record)
+
+    # --- owners ----------------------------------------------------------------------------
+
+    def check_owner(self, ctx: SaveContext) -> None:
+        """The one owner rule of the write path (every create, edit, import row, claim, pool
+        assignment, round robin, workflow action and plugin hook ends here, after the hooks
+        that may pick an owner):
+
+        - a record is only given to someone who may hold it: a user whose roles may read the
+          object and edit it (a role that grants the object read-only, e.g. a rep's payments or
+          quotas, may still hold it). Otherwise 422 `owner_not_eligible` naming the user;
+        - a record that had an owner keeps one, unless the caller may edit every record of the
+          object (admins) or the platform moves it into a pool (release, recycle, a workflow's
+          assign-to-pool): a rep cannot hide a record from the hierarchy by sending
+          `"owner": null` (422 `owner_required`). A new record may start without an owner only
+          if it enters a pool.
+        """
+        record, old = ctx.record, ctx.old
+        new_owner = record.get("owner")
+        before = (old or {}).get("owner")
+        if new_owner == before and ctx.op != "create":
+            return
+        if new_owner is None:
+            if self.principal.is_system or self.access.scope(ctx.obj.name, "edit") == "all":
+                return
+            asked = "owner" in (ctx.input or {})  # the caller's own input cleared it
+            if ctx.op == "create" and (record.get("pool") or not asked):
+                return  # a new record for a pool (or one a hook leaves for later assignment)
+            if not asked and (ctx.options.get("system_action") or record.get("pool")):
+                return  # the platform's own release / recycle / workflow move into a pool
+            raise OwnerRefused(
+                "A record cannot be left without an owner: give it to someone, or release it to its pool.",
+                code="owner_required", fields={"owner": ["An owner is required."]})
+        refusal = self.owner_refusal(ctx.conn, ctx.obj.name, new_owner)
+        if refusal:
+            raise OwnerRefused(refusal, fields={"owner": [refusal]}, user=new_owner)
+
+    def owner_refusal(self, conn: sa.Connection, object_name: str, user_id: str) -> str | None:
+        """Why `user_id` may not hold records of `object_name`, or None if they may."""
+        cache = self.__dict__.setdefault("_owner_checks", {})
+        key = (object_name, user_id)
+        if key in cache:
+            return cache[key]
+        users = self.table("user")
+        row = conn.execute(sa.select(users.c.id, users.c.username, users.c.display_name, users.c.roles,
+                                     users.c.department, users.c.manager)
+                           .where(users.c.id == user_id, users.c.deleted_at.is_(None))).mappings().first()
+        if row is None:
+            answer: str | None = f"{user_id} is not a user who can hold records."
+        else:
+            values = dict(row)
+            if isinstance(values["roles"], str):
+                import json
+
+                values["roles"] = json.loads(values["roles"])
+            # the live registry: a role applied since this service was made still counts
+            holder = Access(self.runtime.compiled().registry, principal_from_row(values), self.access.directory)
+            read_only = not any("edit" in ((role.get("objects") or {}).get(object_name) or {})
+                                for role in holder._roles)
+            if holder.can(object_name, "read") and (holder.can(object_name, "edit") or read_only):
+                answer = None
+            else:
+                who = values.get("display_name") or values["username"]
+                answer = (f"{who} ({values['username']}) may not hold {object_name} records: "
+                          f"their roles cannot read and edit them.")
+        cache[key] = answer
+        return answer
 
     def _storage_row(self, obj: ObjectDef, table: sa.Table, record: dict) -> dict:
         plan = self.compiled.cache.get(("storage_plan", obj.name))
