@@ -166,3 +166,46 @@ def test_a_record_is_only_given_to_someone_who_may_hold_it(company, client, admi
     answer = client.post(f"/api/v1/pools/{pooled['pool']}/assign", json={"ids": [pooled["id"]], "user": rep.id},
                          headers=vp.headers)
     assert answer.status_code == 200 and answer.get_json()["assigned"] == [pooled["id"]], answer.get_json()
+
+
+# --- item 6: cascades respect rights and come back ------------------------------------------
+
+
+def test_a_cascade_needs_delete_rights_on_the_children_and_restore_brings_them_back(company, client,
+                                                                                  admin_headers):
+    """The hardware manager may delete the hardware rep's account and its activities, not the
+    software rep's visit logged on it: the delete is refused (403 naming activity) and nothing
+    moves. An admin's delete takes all of it; the manager cannot restore what he could not
+    delete; the admin's restore brings back exactly what the cascade removed."""
+    system = company["system"]
+    rep1, other = company["people"]["hardware.rep1"], company["people"]["software.rep1"]
+    mgr = company["people"]["hardware.mgr"]
+    account = system.create("account", {"name": "Cascade Co", "owner": rep1.id})
+    mine = system.create("activity", {"subject": "Rep1 call", "related_to": account["id"]})
+    theirs = system.create("activity", {"subject": "Software visit", "related_to": account["id"]})
+    system.update("activity", mine["id"], {"owner": rep1.id})
+    system.update("activity", theirs["id"], {"owner": other.id})
+    earlier = system.create("activity", {"subject": "Deleted before", "related_to": account["id"]})
+    system.update("activity", earlier["id"], {"owner": rep1.id})
+    assert client.delete(f"/api/v1/records/activity/{earlier['id']}", headers=rep1.headers).status_code == 204
+
+    def live_activities():
+        return {a["id"] for a in system.list("activity", filter={"related_to": account["id"]}, fields=["id"])[0]}
+
+    refused = client.delete(f"/api/v1/records/account/{account['id']}", headers=mgr.headers)
+    assert refused.status_code == 403, refused.get_json()
+    error = refused.get_json()["error"]
+    assert error["code"] == "cascade_forbidden" and error["object"] == "activity"
+    assert system.get("account", account["id"])["id"] == account["id"]
+    assert live_activities() == {mine["id"], theirs["id"]}
+
+    assert client.delete(f"/api/v1/records/account/{account['id']}", headers=admin_headers).status_code == 204
+    assert live_activities() == set()
+    refused = client.post(f"/api/v1/records/account/{account['id']}/restore", headers=mgr.headers)
+    assert refused.status_code == 403 and refused.get_json()["error"]["object"] == "activity"
+    assert live_activities() == set()
+    restored = client.post(f"/api/v1/records/account/{account['id']}/restore", headers=admin_headers)
+    assert restored.status_code == 200, restored.get_json()
+    assert live_activities() == {mine["id"], theirs["id"]}  # not the one deleted on its own before
+    notes = [h.get("note") for h in system.history("activity", theirs["id"]) if h["action"] in ("delete", "restore")]
+    assert notes == [f"cascade from account {account['id']}"] * 2, notes

@@ -260,11 +260,16 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
                 raise Forbidden(f"You may not delete this {obj.name} record.")
             self._soft_delete(tx, obj, old, set())
 
-    def _soft_delete(self, tx: Tx, obj: ObjectDef, old: dict, seen: set) -> None:
+    def _soft_delete(self, tx: Tx, obj: ObjectDef, old: dict, seen: set, *, at: Any = None,
+                     cascade_from: tuple[str, str] | None = None) -> None:
+        """Delete one record and, by its children's on_delete rules, what hangs from it. A
+        cascade removes a child only if the caller may delete that child (else the whole delete
+        is refused, 403 naming the child object), and stamps it with the parent's deleted_at so
+        restoring the parent brings back exactly what the cascade took."""
         if (obj.name, old["id"]) in seen:
             return
         seen.add((obj.name, old["id"]))
-        now = utcnow()
+        now = at or utcnow()
         record = dict(old, deleted_at=now, updated_at=now, updated_by=self.principal.user_id,
                       version=old["version"] + 1)
         ctx = SaveContext(self, tx, self.registry, obj, self.table(obj.name), "delete", record, old,
@@ -283,7 +288,13 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
                     )
             elif fdef.on_delete == "cascade":
                 for row in tx.conn.execute(sa.select(ctable).where(condition)).fetchall():
-                    self._soft_delete(tx, child, self.row_to_record(child, row), seen)
+                    child_record = self.row_to_record(child, row)
+                    if not self.access.allows_row(child.name, "delete", child_record):
+                        raise Forbidden(
+                            f"Cannot delete: it has {child.name} records (through {fdef.name}) that you may "
+                            f"not delete.", code="cascade_forbidden", object=child.name, field=fdef.name)
+                    self._soft_delete(tx, child, child_record, seen, at=now,
+                                      cascade_from=(obj.name, old["id"]))
             else:
                 ids = [r.id for r in tx.conn.execute(sa.select(ctable.c.id).where(condition))]
                 for child_id in ids:
@@ -295,9 +306,52 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
         )
         if result.rowcount != 1:
             raise StaleVersion("The record was changed by someone else meanwhile; read it again.")
-        self.write_history(tx.conn, obj.name, old["id"], "delete", {})
+        self.write_history(tx.conn, obj.name, old["id"], "delete", {},
+                           f"cascade from {cascade_from[0]} {cascade_from[1]}" if cascade_from else None)
         self.runtime.hooks.run("after_save", ctx)
         self._after_write(ctx)
+
+    def _restore_cascaded(self, tx: Tx, obj: ObjectDef, parent: dict, seen: set) -> None:
+        """Bring back the children a cascade removed with `parent`: those deleted in the same
+        delete (the same deleted_at) through a cascading lookup to it. Children deleted on their
+        own, before or after, stay in the recycle bin."""
+        for child, fdef in self.registry.children_of(obj.name):
+            if fdef.system or fdef.on_delete != "cascade":
+                continue
+            ctable = self.table(child.name)
+            rows = tx.conn.execute(sa.select(ctable).where(
+                ctable.c[fdef.name] == parent["id"], ctable.c.deleted_at == parent["deleted_at"])).fetchall()
+            for row in rows:
+                record = self.row_to_record(child, row)
+                if (child.name, record["id"]) in seen:
+                    continue
+                if not self.access.allows_row(child.name, "delete", record):
+                    raise Forbidden(
+                        f"Cannot restore: the delete also removed {child.name} records that you may not restore.",
+                        code="cascade_forbidden", object=child.name, field=fdef.name)
+                self._restore_one(tx, child, record, seen, note=f"cascade from {obj.name} {parent['id']}")
+
+    def _restore_one(self, tx: Tx, obj: ObjectDef, old: dict, seen: set, note: str | None = None) -> dict:
+        seen.add((obj.name, old["id"]))
+        now = utcnow()
+        record = dict(old, deleted_at=None, updated_at=now, updated_by=self.principal.user_id,
+                      version=old["version"] + 1)
+        ctx = SaveContext(self, tx, self.registry, obj, self.table(obj.name), "restore", record, old,
+                          self.principal, self.access, self.source)
+        self.runtime.hooks.run("before_save", ctx)
+        self._check_unique(tx.conn, obj, record, list(obj.fields))
+        with unique_guard(obj):
+            tx.conn.execute(
+                ctx.table.update().where(ctx.table.c.id == old["id"])
+                .values(deleted_at=None, updated_at=now, updated_by=self.principal.user_id,
+                        version=record["version"])
+            )
+        self.write_history(tx.conn, obj.name, old["id"], "restore", {}, note)
+        self.runtime.hooks.run("after_save", ctx)
+        self._after_write(ctx)
+        if old.get("deleted_at") is not None:
+            self._restore_cascaded(tx, obj, old, seen)
+        return record
 
     def restore(self, object_name: str, record_id: str) -> dict:
         obj = self.obj(object_name)
@@ -306,22 +360,7 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
             old = self._visible(obj, self.fetch(tx.conn, obj, record_id, deleted=True))
             if not self.access.allows_row(obj.name, "delete", old):
                 raise Forbidden(f"You may not restore this {obj.name} record.")
-            now = utcnow()
-            record = dict(old, deleted_at=None, updated_at=now, updated_by=self.principal.user_id,
-                          version=old["version"] + 1)
-            ctx = SaveContext(self, tx, self.registry, obj, self.table(obj.name), "restore", record, old,
-                              self.principal, self.access, self.source)
-            self.runtime.hooks.run("before_save", ctx)
-            self._check_unique(tx.conn, obj, record, list(obj.fields))
-            with unique_guard(obj):
-                tx.conn.execute(
-                    ctx.table.update().where(ctx.table.c.id == old["id"])
-                    .values(deleted_at=None, updated_at=now, updated_by=self.principal.user_id,
-                            version=record["version"])
-                )
-            self.write_history(tx.conn, obj.name, old["id"], "restore", {})
-            self.runtime.hooks.run("after_save", ctx)
-            self._after_write(ctx)
+            record = self._restore_one(tx, obj, old, set())
         return self.to_json(obj, record)
 
     # --- owners ----------------------------------------------------------------------------
