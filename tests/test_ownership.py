@@ -209,3 +209,70 @@ def test_a_cascade_needs_delete_rights_on_the_children_and_restore_brings_them_b
     assert live_activities() == {mine["id"], theirs["id"]}  # not the one deleted on its own before
     notes = [h.get("note") for h in system.history("activity", theirs["id"]) if h["action"] in ("delete", "restore")]
     assert notes == [f"cascade from account {account['id']}"] * 2, notes
+
+
+# --- issue 14: hand-over --------------------------------------------------------------------
+
+
+def test_an_account_hand_over_moves_its_open_children_and_keeps_the_closed(company, client, runtime):
+    system = company["system"]
+    rep1, rep2 = company["people"]["hardware.rep1"], company["people"]["hardware.rep2"]
+    mgr = company["people"]["hardware.mgr"]
+    marketer = make_user(runtime, client, f"mkt_{company['run']}", ["marketing"])  # may not read accounts
+    account = system.create("account", {"name": "Handover Co", "owner": rep1.id})
+
+    def owned(obj, values, owner):
+        record = system.create(obj, values)
+        if record["owner"] != owner:
+            record = system.update(obj, record["id"], {"owner": owner})
+        return record
+
+    open_deal = owned("opportunity", {"name": "Open deal", "stage": "qualification", "account": account["id"]}, rep1.id)
+    won_deal = owned("opportunity", {"name": "Won deal", "stage": "qualification", "account": account["id"]}, rep1.id)
+    won_deal = system.update("opportunity", won_deal["id"], {"stage": "won"})
+    contact = owned("contact", {"name": "Moving Contact", "account": account["id"]}, rep1.id)
+    mgr_contact = owned("contact", {"name": "Manager's Contact", "account": account["id"]}, mgr.id)
+    todo = owned("activity", {"subject": "Call back", "related_to": account["id"]}, rep1.id)
+    done = owned("activity", {"subject": "Visited", "related_to": account["id"], "done": True}, rep1.id)
+    follow_up = owned("activity", {"subject": "Contact follow-up", "related_to": contact["id"]}, rep1.id)
+
+    url = f"/api/v1/records/account/{account['id']}"
+    version = system.get("account", account["id"])["version"]
+    # an owner who may not hold accounts: refused, nothing moves
+    refused = client.patch(url, json={"owner": marketer.id, "version": version}, headers=mgr.headers)
+    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "owner_not_eligible"
+    assert system.get("opportunity", open_deal["id"])["owner"] == rep1.id
+
+    moved = client.patch(url, json={"owner": rep2.id, "version": version}, headers=mgr.headers)
+    assert moved.status_code == 200, moved.get_json()
+    owners = {key: system.get(obj, rec["id"])["owner"] for key, (obj, rec) in {
+        "open_deal": ("opportunity", open_deal), "won_deal": ("opportunity", won_deal),
+        "contact": ("contact", contact), "mgr_contact": ("contact", mgr_contact),
+        "todo": ("activity", todo), "done": ("activity", done), "follow_up": ("activity", follow_up)}.items()}
+    assert owners == {"open_deal": rep2.id, "won_deal": rep1.id, "contact": rep2.id, "mgr_contact": mgr.id,
+                      "todo": rep2.id, "done": rep1.id, "follow_up": rep2.id}, owners
+    transfer = [h for h in system.history("opportunity", open_deal["id"]) if h["action"] == "transfer"]
+    assert len(transfer) == 1 and transfer[0]["changes"]["owner"] == [rep1.id, rep2.id]
+    assert account["id"] in transfer[0]["note"]
+    # the new owner sees the account and what moved with it; the closed deal is not theirs
+    assert client.get(url, headers=rep2.headers).status_code == 200
+    listed = client.get("/api/v1/records/opportunity", headers=rep2.headers,
+                        query_string={"filter": f'{{"account": "{account["id"]}"}}'}).get_json()["items"]
+    assert [o["id"] for o in listed] == [open_deal["id"]]
+    assert client.get(f"/api/v1/records/activity/{todo['id']}", headers=rep2.headers).status_code == 200
+
+
+def test_transfer_with_parent_is_validated_at_apply(client, admin_headers):
+    doc = {"kind": "object", "name": "tw_note", "label": "Note", "fields": [
+        {"name": "title", "type": "text"},
+        {"name": "account", "type": "lookup", "target": "account",
+         "transfer_with_parent": {"when": {"no_such_field": True}}}]}
+    refused = client.post("/api/v1/meta/apply", json={"documents": [doc]}, headers=admin_headers)
+    assert refused.status_code == 400, refused.get_json()
+    assert "/transfer_with_parent/when" in str(refused.get_json())
+    doc["fields"][1]["transfer_with_parent"] = "yes"
+    refused = client.post("/api/v1/meta/apply", json={"documents": [doc]}, headers=admin_headers)
+    assert refused.status_code == 400 and "transfer_with_parent" in str(refused.get_json())
+    doc["fields"][1]["transfer_with_parent"] = {"when": {"title": {"is_null": False}}}
+    applied = client.post("/api/v1/meta/apply", json={"documents": [doc]}, headers=admin_headers)
+    assert applied.status_code == 200, applied.get_json()

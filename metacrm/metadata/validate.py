@@ -133,6 +133,9 @@ def check_object(registry: Registry, doc: dict, report: Report) -> None:
                 _SANDBOX.compile_expression(fdef.expression or "")
             except TemplateSyntaxError as exc:
                 report(f"{base}/expression", f"formula does not parse: {exc.message}")
+        transfer = fdef.raw.get("transfer_with_parent")
+        if fdef.type == "lookup" and isinstance(transfer, dict):
+            _filter(obj, transfer.get("when"), f"{base}/transfer_with_parent/when", report)
         if fdef.type == "rollup":
             child = registry.objects.get(fdef.child_object or "")
             if child is None:

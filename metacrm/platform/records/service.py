@@ -18,6 +18,7 @@ from ...metadata.model import FieldDef, ObjectDef
 from ...metadata.registry import UnknownObject
 from .. import schemas
 from ..clock import utcnow
+from ..filters import FilterContext, compile_sql
 from ..errors import Conflict, Forbidden, NotFound, OwnerRefused, StaleVersion, ValidationFailed
 from ..runtime import Runtime, Tx
 from ..security import Access, Principal, principal_from_row
@@ -203,6 +204,7 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
         self._write_notes(ctx)
         self.runtime.hooks.run("after_save", ctx)
         self._after_write(ctx)
+        self._hand_over(tx, obj, old, ctx.record)
         return ctx
 
     def system_update(self, object_name: str, record_id: str, values: dict, *, where: Any = None,
@@ -249,6 +251,7 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
             self._write_notes(ctx)
             self.runtime.hooks.run("after_save", ctx)
             self._after_write(ctx)
+            self._hand_over(tx, obj, old, ctx.record)
             return ctx.record
 
     def delete(self, object_name: str, record_id: str) -> None:
@@ -364,6 +367,30 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
         return self.to_json(obj, record)
 
     # --- owners ----------------------------------------------------------------------------
+
+    def _hand_over(self, tx: Tx, obj: ObjectDef, old: dict, record: dict) -> None:
+        """A record changed owner: the children linked to it through a lookup declared
+        `transfer_with_parent` (and matching its `when`, e.g. the open ones) that the previous
+        owner held move to the new owner, each with a `transfer` history entry naming both
+        owners and the parent. Runs inside the same transaction, through system_update, so the
+        owner rule holds for every child (an ineligible new owner refuses the whole hand-over)
+        and grandchildren follow in turn."""
+        before, after = old.get("owner"), record.get("owner")
+        if not before or not after or before == after:
+            return
+        for child, fdef in self.registry.children_of(obj.name):
+            transfer = fdef.raw.get("transfer_with_parent")
+            if not transfer or fdef.system or fdef.type != "lookup":
+                continue
+            ctable = self.table(child.name)
+            where = [ctable.c[fdef.name] == old["id"], ctable.c.deleted_at.is_(None), ctable.c.owner == before]
+            if isinstance(transfer, dict) and transfer.get("when"):
+                where.append(compile_sql(transfer["when"], ctable, child.all_fields, FilterContext.current()))
+            ids = [row.id for row in tx.conn.execute(sa.select(ctable.c.id).where(*where).order_by(ctable.c.id))]
+            for child_id in ids:
+                self.system_update(child.name, child_id, {"owner": after}, where=ctable.c.owner == before,
+                                   action="transfer",
+                                   note=f"moved with {obj.name} {old['id']} from owner {before} to {after}")
 
     def check_owner(self, ctx: SaveContext) -> None:
         """The one owner rule of the write path (every create, edit, import row, claim, pool
