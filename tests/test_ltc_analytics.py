@@ -74,7 +74,7 @@ def test_forecast_categories_quotas_and_rollup(org):
     managed = rows_by(run_report(org.mgr.service(org.runtime), "forecast", {"from": "2025-Q1", "to": "2025-Q1"}))
     assert managed[(org.mgr.id, "2025-Q1")]["team"]["closed"] == "1100.00"
     assert (org.vp.id, "2025-Q1") not in managed
-    # marketing may report on opportunities (the funnel) but not on receivables
+    # marketing reads and reports on opportunities (the funnel) but not on receivables
     assert run_report(org.mkt.service(org.runtime), "forecast", {})["totals"]["2025-Q1"]["closed"] == "1100.00"
     with pytest.raises(Forbidden):
         run_report(org.mkt.service(org.runtime), "aging", {})

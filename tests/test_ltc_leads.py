@@ -202,3 +202,24 @@ def test_the_default_pools_take_imports_and_ownerless_leads(org):
     assert (web["owner"], web["pool"]) == (None, "it_services_leads")
     prospect = org.system.create("account", {"name": "Pooled Prospect", "type": "prospect"})
     assert prospect["pool"] == "customer_pool"
+
+
+def test_conversion_never_links_to_an_account_the_converter_cannot_read(org):
+    """rep_b converts a lead whose company is rep_a's account: the account is neither linked
+    (its id would leak through the lead) nor duplicated — the blocking rule refuses, without
+    naming it."""
+    from metacrm.platform.errors import DuplicateBlocked
+
+    runtime = org.runtime
+    hidden = org.system.create("account", {"name": "Hidden Robotics Ltd", "owner": org.rep_a.id})
+    lead = org.system.create("lead", {"owner": org.rep_b.id, "company": "Hidden Robotics Ltd", "contact_name": "Di",
+                                      "email": "di@hidden.cn", "source": "web"})
+    with pytest.raises(DuplicateBlocked) as exc:
+        run_action(runtime, org.rep_b, "lead", lead["id"], "convert")
+    body = exc.value.to_dict()
+    assert hidden["id"] not in str(body) and "cannot see" in body["message"]
+    assert org.system.get("lead", lead["id"])["status"] != "converted"
+    # the owner of the account converts onto it
+    mine = org.system.create("lead", {"owner": org.rep_a.id, "company": "Hidden Robotics Ltd", "contact_name": "Ed",
+                                      "email": "ed@hidden.cn", "source": "web"})
+    assert run_action(runtime, org.rep_a, "lead", mine["id"], "convert")["account"] == hidden["id"]

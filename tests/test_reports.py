@@ -126,31 +126,41 @@ def test_bad_aggregates_and_hidden_fields(org):
         with pytest.raises(BadRequest) as exc:
             aggregate(svc, "opportunity", spec)
         assert exc.value.code == code, spec
-    # marketing may report on accounts but credit_limit is hidden from it
+    # a report is a read path: marketing may "report" on accounts but not read them, so it
+    # gets nothing at all — not even a count (the object is unknown to it, as for a read)
     marketing = org.mkt.service(org.runtime)
-    org.system.create("account", {"name": "Hidden Co", "credit_limit": "5000"})
-    assert aggregate(marketing, "account", {})["totals"] == {"count": 1}
-    with pytest.raises(BadRequest) as exc:
-        aggregate(marketing, "account", {"measures": [{"function": "sum", "field": "credit_limit"}]})
-    assert exc.value.code == "unknown_field"
-    with pytest.raises(BadRequest):
-        aggregate(marketing, "account", {"group_by": ["credit_limit"]})
-    with pytest.raises(BadRequest):
-        aggregate(marketing, "account", {"filter": {"credit_limit": {"gt": 1}}})
+    org.system.create("account", {"name": "Hidden Co", "credit_limit": "5000", "owner": org.rep_a.id})
+    with pytest.raises(NotFound):
+        aggregate(marketing, "account", {})
+    # a role that reads accounts with credit_limit hidden: counts, but the field is refused, named
+    viewer_role = {"kind": "role", "name": "credit_blind", "objects": {"account": {"read": "all", "report": "all"}},
+                   "fields": {"account": {"credit_limit": "hidden"}}}
     doc = {"kind": "report", "name": "credit_exposure_probe", "object": "account",
            "measures": [{"function": "sum", "field": "credit_limit", "name": "limit"}]}
-    apply_change(org.runtime, documents_bundle([doc]))
+    apply_change(org.runtime, documents_bundle([viewer_role, doc]))
     org.runtime.compiled(force=True)
+    blind = RecordService(org.runtime, Principal(user_id=org.mkt.id, username="blind",
+                                                 roles=frozenset({"credit_blind"})))
+    assert aggregate(blind, "account", {})["totals"] == {"count": 1}
+    for spec, path in (({"measures": [{"function": "sum", "field": "credit_limit"}]}, "measures/0"),
+                       ({"group_by": ["credit_limit"]}, "group_by/0"),
+                       ({"filter": {"credit_limit": {"gt": 1}}}, "filter"),
+                       ({"filter": {"any": [{"name": "x"}, {"credit_limit": {"gt": 1}}]}}, "filter")):
+        with pytest.raises(Forbidden) as exc:
+            aggregate(blind, "account", spec)
+        assert exc.value.code == "hidden_field" and "credit_limit" in str(exc.value), spec
+        assert list(exc.value.fields) == [path], spec
     fresh = RecordService(org.runtime, Principal.system())
     assert run_report(fresh, "credit_exposure_probe")["totals"] == {"limit": "5000.00"}
     with pytest.raises(Forbidden) as exc:
-        run_report(org.mkt.service(org.runtime), "credit_exposure_probe")
+        run_report(blind, "credit_exposure_probe")
     assert exc.value.code == "hidden_field"
     # no access to the object at all: not found, and not listed
     with pytest.raises(NotFound):
         run_report(marketing, "receivables_by_status")
     names = {item["name"] for item in list_reports(marketing)}
     assert "receivables_by_status" not in names and "leads_by_source_and_status" in names
+    assert "accounts_by_rating" not in names  # report right on accounts, but no read right
     assert {"forecast", "campaign_roi", "aging", "commission_statement"} <= names  # plugin reports
     with pytest.raises(NotFound):
         run_report(org.system, "no_such_report")

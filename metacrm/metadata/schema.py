@@ -36,6 +36,7 @@ KINDS: tuple[str, ...] = (
     "conversion",
     "role",
     "report",
+    "app",
 )
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"

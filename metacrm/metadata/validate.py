@@ -322,6 +322,16 @@ def check_report(registry: Registry, doc: dict, report: Report) -> None:
                 report(f"/measures/{index}/field", f"{fdef.name} is not a number field")
 
 
+def check_app(registry: Registry, doc: dict, report: Report) -> None:
+    for index, name in enumerate(doc.get("objects") or []):
+        obj = _object(registry, name, f"/objects/{index}", report)
+        if obj is not None and obj.system_object:
+            report(f"/objects/{index}", f"{name} is a system object; it has its own admin pages")
+    for index, role in enumerate(doc.get("default_for_roles") or []):
+        if role not in registry.roles:
+            report(f"/default_for_roles/{index}", f"unknown role {role!r}")
+
+
 CHECKERS: dict[str, Callable[[Registry, dict, Report], None]] = {
     "object": check_object,
     "layout": check_layout,
@@ -332,4 +342,5 @@ CHECKERS: dict[str, Callable[[Registry, dict, Report], None]] = {
     "approval_process": check_approval,
     "conversion": check_conversion,
     "report": check_report,
+    "app": check_app,
 }

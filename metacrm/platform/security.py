@@ -113,6 +113,7 @@ class Access:
         self.principal = principal
         self.directory = directory
         self._roles = [registry.roles[name] for name in principal.roles if name in registry.roles]
+        self._field_cache: dict[tuple[str, str, str], str] = {}
 
     @property
     def is_admin(self) -> bool:
@@ -183,11 +184,32 @@ class Access:
 
     def field_access(self, object_name: str, field_name: str, action: str = "read") -> str:
         """'edit', 'read_only' or 'hidden': the most generous answer among the user's roles that
-        grant `action` on the object (reports: the roles that grant reporting, so a role that may
-        report on an object it cannot read sees its fields in aggregates, its own hidden ones
-        excepted, and nothing more in records)."""
+        grant `action` on the object — and a computed field (formula, rollup) is hidden wherever
+        one of the fields it is computed from is hidden (derived.dependencies): `weighted_amount`
+        over a hidden `amount` is hidden too. Every path that asks "may this role see field X"
+        asks here, so reads, filters, sorts, exports, history, search and reports agree."""
         if self.is_admin:
             return "edit"
+        key = (object_name, field_name, action)
+        cache = self._field_cache
+        if key not in cache:
+            cache[key] = "hidden"  # while resolving: a formula cycle does not recurse forever
+            cache[key] = self._effective_field_access(object_name, field_name, action)
+        return cache[key]
+
+    def _effective_field_access(self, object_name: str, field_name: str, action: str) -> str:
+        from .derived import dependencies
+
+        own = self._own_field_access(object_name, field_name, action)
+        if own == "hidden":
+            return own
+        for dep_object, dep_field in dependencies(self.registry, object_name, field_name):
+            dep_action = action if dep_object == object_name else self.effective_action(dep_object, action)
+            if self.field_access(dep_object, dep_field, dep_action) == "hidden":
+                return "hidden"
+        return own
+
+    def _own_field_access(self, object_name: str, field_name: str, action: str) -> str:
         best = "hidden"
         rank = {"hidden": 0, "read_only": 1, "edit": 2}
         granting = [

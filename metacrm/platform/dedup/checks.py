@@ -2,6 +2,8 @@
 
 The entry path picks a rule's action (`on_create`, `on_update`, `on_import`): block raises
 DuplicateBlocked, warn adds `ctx.warnings`, report (import) makes the row a "duplicate".
+Every answer names only matches the caller may read (visibility.redact): another match is
+"a matching record exists that you cannot see", without id or name, and still blocks.
 """
 
 from __future__ import annotations
@@ -10,10 +12,16 @@ from ..errors import BadRequest, DuplicateBlocked, NotFound
 from .keys import ensure_keyed, spec_key
 from .matching import DuplicateFinder, lock_keys
 from .rules import plan_for
+from .visibility import any_hidden, redact
 
 
 def _message(matches: list[dict], obj_name: str) -> str:
     rules = sorted({m["rule"] for m in matches})
+    if any_hidden(matches):
+        named = [m for m in matches if not m.get("hidden")]
+        also = f" and {len(named)} other record(s)" if named else ""
+        return (f"This {obj_name} record duplicates a matching record that exists but that you cannot see{also} "
+                f"(duplicate rule {', '.join(rules)}).")
     return (f"This {obj_name} record duplicates {len(matches)} existing record(s) "
             f"(duplicate rule {', '.join(rules)}).")
 
@@ -57,9 +65,11 @@ def before_save(ctx) -> None:
     exclude = [ctx.record["id"]] if ctx.op == "update" else []
     found = finder.find(ctx.conn, ctx.record, rules=chosen, exclude_ids=exclude, with_seen=batch, probes=probes)
     refused, reported, warned = [], [], []
+    own = finder.remembered if batch else ()
     for rule, mode in applicable:
         matches = found.get(rule.name)
         if matches:
+            matches = redact(ctx.access, ctx.conn, ctx.service.compiled.tables, matches, own)
             {"block": refused, "report": reported}.get(mode, warned).extend(matches)
     if refused or reported:
         extra = {"import_status": "error" if refused else "duplicate"} if ctx.source == "import" else {}
@@ -89,4 +99,5 @@ def check(service, object_name: str, *, record: dict | None = None, record_id: s
             current.update(values)
         finder = DuplicateFinder(service.runtime, service.compiled, obj.name)
         found = finder.find(tx.conn, current, exclude_ids=[current["id"]] if current.get("id") else [])
-    return [match for matches in found.values() for match in matches]
+        return [match for matches in found.values()
+                for match in redact(access, tx.conn, service.compiled.tables, matches)]

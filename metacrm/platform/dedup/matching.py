@@ -100,6 +100,7 @@ class DuplicateFinder:
         self.rules = plan_for(self.registry).rules.get(object_name, [])
         self.fetched: dict[tuple[str, int], _Fetched] = {}
         self.seen: dict[tuple[str, int], dict[tuple, list[tuple[tuple, dict]]]] = {}
+        self.remembered: set[str] = set()  # ids of the batch's own accepted rows
         self.queries = 0
         self._ignore_predicates: dict[str, Callable | None] = {}
         self._probes: dict[int, tuple[dict, dict]] = {}
@@ -262,6 +263,8 @@ class DuplicateFinder:
         probes = self.probes(record) if probes is None else probes
         targets = {rule.name: self.object in rule.targets for rule in self.rules}
         match_id = record.get("id")
+        if match_id:
+            self.remembered.add(match_id)
         for (name, index), probe in probes.items():
             if targets.get(name):
                 match = {"object": self.object, "id": match_id, "rule": name}

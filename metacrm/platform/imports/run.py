@@ -111,9 +111,13 @@ def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | No
                     wanted.setdefault(value, []).append((number, data))
                 existing = {}
                 if wanted:
+                    # Only records the caller may read are matched: a key held by a record they
+                    # cannot see answers as a new key does (no oracle; a unique key is refused
+                    # as not_unique, without naming the record).
                     existing = dict(tx.conn.execute(
                         sa.select(table.c[key], table.c.id).where(
-                            table.c[key].in_(list(wanted)), table.c.deleted_at.is_(None))
+                            table.c[key].in_(list(wanted)), table.c.deleted_at.is_(None),
+                            svc.access.row_filter(obj.name, "read", table))
                     ).fetchall())
                 for value, items in wanted.items():
                     for number, data in items:

@@ -103,6 +103,8 @@ class RecordReads:
             table.c.deleted_at.isnot(None) if deleted else table.c.deleted_at.is_(None),
             self.access.row_filter(obj.name, action, table),
         )
+        if action != "read":  # an export (like a report) is a read path: never beyond the read scope
+            query = query.where(self.access.row_filter(obj.name, "read", table))
         if extra_where is not None:
             query = query.where(extra_where)
         if filter not in (None, {}, ""):

@@ -1,7 +1,8 @@
 """Reports: `report` metadata and ad-hoc aggregates run as ONE SQL aggregate over an object's
 table, within the caller's scope; plus plugin reports (fn(service, params) -> dict).
 
-- scope.py: who may report on what (the `report` scope of the caller's roles, else `read`);
+- scope.py: who may report on what (the `report` scope of the caller's roles, else `read`, and
+  never beyond the read scope or the fields the caller may read);
 - periods.py: date buckets (month, quarter...) in SQL and in Python;
 - aggregates.py: the ad-hoc aggregate (group by, measures, filter, sort) and its parsing;
 - saved.py: report documents and plugin reports, listed and run, and their chart data;
@@ -13,10 +14,18 @@ from __future__ import annotations
 from .aggregates import aggregate
 from .periods import period_key
 from .saved import list_reports, run_report
-from .scope import report_action, scope_condition
+from .scope import (
+    can_report,
+    report_action,
+    report_hidden,
+    report_owners,
+    require_report,
+    require_visible,
+    scope_condition,
+)
 
-__all__ = ["FEATURE", "aggregate", "list_reports", "period_key", "register", "report_action", "run_report",
-           "scope_condition"]
+__all__ = ["FEATURE", "aggregate", "can_report", "list_reports", "period_key", "register", "report_action",
+           "report_hidden", "report_owners", "require_report", "require_visible", "run_report", "scope_condition"]
 
 
 def register(runtime) -> None:

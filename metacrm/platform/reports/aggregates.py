@@ -1,6 +1,12 @@
 """Ad-hoc aggregates: ONE SQL aggregate over an object's table, within the caller's scope.
 
-- Hidden fields (field access) can be neither grouped nor measured nor filtered.
+A report is a read path (scope.py): it counts only the rows the caller may report on AND read,
+and never shows a value the caller could not read.
+- Hidden fields (field access under the read and the report right; formulas and rollups over a
+  hidden field included) can be neither grouped nor measured nor filtered: 403 `hidden_field`
+  naming the field and the JSON path.
+- Never grouped by `id`, a unique field or an autonumber: a group of one record is that
+  record's value, a report is not a way to list records (400 `not_groupable`).
 - `group_by` takes field names, or `{"field", "period"}` for date and datetime fields; the
   period bucket is computed in SQL (periods.py).
 - Measures: count (rows, or non-empty values of a field), sum, avg, min, max. Money and
@@ -21,9 +27,10 @@ import sqlalchemy as sa
 from ...metadata.model import FieldDef, ObjectDef, label_text
 from .. import filters as flt
 from .. import schemas
-from ..errors import BadRequest, Forbidden, NotFound
+from ..derived import filter_fields
+from ..errors import BadRequest, Forbidden
 from .periods import PERIODS, period_of
-from .scope import report_action
+from .scope import report_hidden, require_report, scope_condition
 
 FUNCTIONS = ("count", "sum", "avg", "min", "max")
 NUMERIC = ("integer", "decimal", "currency", "percent")
@@ -42,15 +49,20 @@ class _Measure:
 
 
 def _visible_fields(service, obj: ObjectDef) -> dict[str, FieldDef]:
-    # The fields of the roles that grant the reporting (a report-only role sees its fields here).
-    hidden = service.access.hidden_fields(obj.name, report_action(service, obj.name))
+    # Visible under the read right and the report right (a report shows no more than a read).
+    hidden = report_hidden(service, obj.name)
     return {n: f for n, f in obj.all_fields.items() if n not in hidden and f.type != "password"}
 
 
 def _refuse(strict: bool, name: str, path: str) -> None:
-    if strict:
-        raise Forbidden(f"The report uses the field {name!r}, which you cannot see.", code="hidden_field")
-    raise BadRequest(f"Unknown field {name!r}.", code="unknown_field", fields={path: [f"Unknown field {name!r}."]})
+    """A field the caller may not see: 403 naming it (ad-hoc aggregates and report documents)."""
+    raise Forbidden(f"The report uses the field {name!r}, which you cannot see.", code="hidden_field",
+                    fields={path: [f"{name!r} is hidden from you."]})
+
+
+def _identifying(fdef: FieldDef) -> bool:
+    """One value per record: grouping by it would list the records, not aggregate them."""
+    return fdef.name == "id" or fdef.unique or fdef.type == "autonumber"
 
 
 def _parse_groups(spec: Any, obj: ObjectDef, fields: Mapping[str, FieldDef], table: sa.Table,
@@ -80,6 +92,9 @@ def _parse_groups(spec: Any, obj: ObjectDef, fields: Mapping[str, FieldDef], tab
             raise BadRequest(f"Unknown field {name!r}.", code="unknown_field", fields={path: ["Unknown field."]})
         if fdef.value_type in ("multipicklist", "textarea"):
             raise BadRequest(f"Cannot group by {name!r}.", code="bad_report", fields={path: ["Not groupable."]})
+        if _identifying(fdef):
+            raise BadRequest(f"Cannot group by {name!r}: it identifies single records.", code="not_groupable",
+                             fields={path: ["Identifies single records; filter by it instead."]})
         column = table.c[name]
         if period is not None:
             if fdef.value_type not in ("date", "datetime"):
@@ -195,8 +210,9 @@ def _labels(service, group: _Group, values: set) -> dict[str, str]:
         query = sa.select(ttable.c.id, ttable.c[name_field]).where(ttable.c.id.in_(ids))
         if target == "user":
             query = query.add_columns(ttable.c.username)
-        elif service.access.scope(target, "read") == "none":
-            continue
+        elif service.access.scope(target, "read") == "none" or service.access.field_access(
+                target, name_field) == "hidden":
+            continue  # no label the caller could not read on the record itself
         else:
             query = query.where(service.access.row_filter(target, "read", ttable))
         with service._reading() as conn:
@@ -237,7 +253,8 @@ def _sort_rows(rows: list[dict], sort: str | None, known: list[str]) -> list[dic
 
 def aggregate(service, object_name: str, spec: Mapping[str, Any], *, strict: bool = False,
               extra_filter: Any = None) -> dict:
-    """Run one aggregate; `strict` (report documents) refuses hidden fields with 403."""
+    """Run one aggregate. Hidden fields are refused with 403 whether the aggregate is ad hoc or a
+    report document (`strict` is kept for callers; both are strict now)."""
     if not isinstance(spec, Mapping):
         raise BadRequest("The aggregate must be a JSON object.", code="bad_report")
     unknown = set(spec) - {"filter", "group_by", "measures", "sort", "limit"}
@@ -245,11 +262,7 @@ def aggregate(service, object_name: str, spec: Mapping[str, Any], *, strict: boo
         raise BadRequest(f"Unknown keys: {', '.join(sorted(unknown))}.", code="bad_report",
                          fields={k: ["Unknown key."] for k in sorted(unknown)})
     obj = service.obj(object_name)
-    action = report_action(service, obj.name)
-    if service.access.scope(obj.name, action) == "none":
-        if not service.access.can(obj.name, "read"):
-            raise NotFound(f"Unknown object {obj.name!r}.", code="unknown_object")
-        raise Forbidden(f"You may not report on {obj.name} records.")
+    require_report(service, obj.name)
     table = service.table(obj.name)
     fields = _visible_fields(service, obj)
     groups = _parse_groups(spec.get("group_by"), obj, fields, table, strict)
@@ -258,16 +271,19 @@ def aggregate(service, object_name: str, spec: Mapping[str, Any], *, strict: boo
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise BadRequest("limit must be a positive integer.", code="bad_report", fields={"limit": ["Bad limit."]})
 
-    where = [table.c.deleted_at.is_(None), service.access.row_filter(obj.name, action, table)]
+    where = [table.c.deleted_at.is_(None), scope_condition(service, obj.name, table)]
     ctx = flt.FilterContext.current(service.principal.user_id, service.principal.department)
     for label, condition in (("filter", spec.get("filter")), ("filter", extra_filter)):
         if condition in (None, {}, ""):
             continue
+        for name in sorted(filter_fields(condition, obj.all_fields)):
+            if name not in fields:
+                _refuse(True, name, label)
         try:
             where.append(flt.compile_sql(condition, table, fields, ctx))
         except flt.FilterError as exc:
             name = exc.path.split("/")[1] if exc.path.count("/") >= 1 else ""
-            if strict and name in obj.all_fields and name not in fields:
+            if name in obj.all_fields and name not in fields:
                 _refuse(True, name, label)
             raise BadRequest(f"Bad filter at {exc.path or '/'}: {exc.message}", code="bad_filter",
                              path=exc.path) from None

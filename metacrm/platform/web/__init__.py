@@ -21,6 +21,7 @@ from .core import (
     NavEntry,
     add_nav,
     current_access,
+    current_display_name,
     current_principal,
     current_service,
     nav,
@@ -56,7 +57,17 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
        "form-action 'self'; frame-ancestors 'none'")
 
-from . import action_views, admin, auth_views, dashboard, export_views, form_views, list_views, record_views  # noqa: F401  (pages)
+from . import (  # noqa: F401  (pages)
+    action_views,
+    admin,
+    apps,
+    auth_views,
+    dashboard,
+    export_views,
+    form_views,
+    list_views,
+    record_views,
+)
 
 
 def _default_nav() -> None:
@@ -121,7 +132,7 @@ def register(app: Flask) -> None:
     # Globals (not a context processor) so imported macros see them too.
     app.jinja_env.globals.update(t=i18n.t, label=i18n.label, csrf_token=csrf.token, nav_sections=_nav_sections,
                                  notices=pop_notices, locale=i18n.current_locale, principal=current_principal,
-                                 record_actions=_record_actions, record_buttons=_record_buttons)
+                                 my_name=current_display_name, record_actions=_record_actions, record_buttons=_record_buttons)
     app.extensions["metacrm.web.throttle"] = LoginThrottle()
     app.extensions["metacrm.session_principal"] = _api_session_principal
 
@@ -178,20 +189,5 @@ def _nav_sections() -> dict[str, list[dict]]:
             {"key": entry.key, "text": entry.text(), "href": href, "active": endpoint == entry.endpoint,
              "title": i18n.t(entry.title) if entry.title else ""}
         )
-    registry = current_service().registry
-    for name, obj in registry.objects.items():
-        if obj.system_object or name in ("user", "department") or not access.can(name, "read"):
-            continue
-        sections["records"].append({
-            "key": f"object:{name}", "text": obj.display_label(i18n.current_locale(), plural=True),
-            "href": url_for("web.record_list", object_name=name), "active": current_object == name,
-        })
-    sections["records"].sort(key=lambda e: _object_order(e["key"][7:]))
+    sections.update(apps.sections(current_object))
     return sections
-
-
-_PREFERRED_ORDER = ["campaign", "lead", "account", "contact", "opportunity", "activity"]
-
-
-def _object_order(name: str) -> tuple[int, str]:
-    return (_PREFERRED_ORDER.index(name) if name in _PREFERRED_ORDER else len(_PREFERRED_ORDER), name)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from flask import current_app, g, redirect, render_template, request, session, url_for
 
 from ..records import RecordService
@@ -105,6 +106,18 @@ def current_principal() -> Principal | None:
         uid = session_user_id()
         g.web_principal = load_principal(uid) if uid else None
     return g.web_principal
+
+
+def current_display_name() -> str:
+    """The logged-in user's display name (their username when they have none), once per request."""
+    if "web_display_name" not in g:
+        principal, name = current_principal(), ""
+        if principal is not None and principal.user_id:
+            users = runtime().compiled().tables["user"]
+            with runtime().reading() as conn:
+                name = conn.execute(sa.select(users.c.display_name).where(users.c.id == principal.user_id)).scalar()
+        g.web_display_name = (name or "").strip() or (principal.username if principal else "")
+    return g.web_display_name
 
 
 def current_service() -> RecordService:

@@ -50,10 +50,12 @@ def aggregate(service: RecordService, object_name: str, group_by: list[str], *, 
     `measure` None counts rows; a field name sums it. None when the object or a field is not
     visible to the caller (so a widget shows nothing rather than leaking)."""
     registry = service.registry
-    if not registry.has_object(object_name) or not service.access.can(object_name, action):
-        return None
+    access = service.access
+    if not registry.has_object(object_name) or not access.can(object_name, action) or not access.can(
+            object_name, "read"):
+        return None  # a widget is a read path: never beyond the read scope
     obj = registry.object(object_name)
-    hidden = service.access.hidden_fields(object_name)
+    hidden = access.hidden_fields(object_name) | access.hidden_fields(object_name, action)
     wanted = group_by + ([measure] if measure else [])
     if any(name not in obj.all_fields or name in hidden for name in wanted):
         return None
@@ -61,7 +63,8 @@ def aggregate(service: RecordService, object_name: str, group_by: list[str], *, 
     columns = [table.c[name] for name in group_by]
     value = sa.func.count() if measure is None else sa.func.sum(table.c[measure])
     query = sa.select(*columns, value.label("value")).where(
-        table.c.deleted_at.is_(None), service.access.row_filter(object_name, action, table))
+        table.c.deleted_at.is_(None), access.row_filter(object_name, "read", table),
+        access.row_filter(object_name, action, table))
     if filter:
         visible = {n: f for n, f in obj.all_fields.items() if n not in hidden}
         ctx = FilterContext.current(service.principal.user_id, service.principal.department)

@@ -146,13 +146,22 @@ def user_names(service, user_ids: Iterable[str]) -> dict[str, str]:
 
 
 def names_of(service, object_name: str, ids: Iterable[str]) -> dict[str, str]:
+    """The names of the records the caller may read (the directory — users, departments — is
+    open to everyone); a record they may not read gets no name, so a report names nothing a
+    read would not show."""
     ids = sorted({i for i in ids if i})
     obj = service.registry.object(object_name)
     if not ids or not obj.name_field:
         return {}
+    access = service.access
     table = service.table(object_name)
+    query = sa.select(table.c.id, table.c[obj.name_field]).where(table.c.id.in_(ids))
+    if object_name not in ("user", "department") and not access.is_admin:
+        if access.field_access(object_name, obj.name_field) == "hidden":
+            return {}
+        query = query.where(table.c.deleted_at.is_(None), access.row_filter(object_name, "read", table))
     with service._reading() as conn:
-        found = conn.execute(sa.select(table.c.id, table.c[obj.name_field]).where(table.c.id.in_(ids))).fetchall()
+        found = conn.execute(query).fetchall()
     return {row[0]: row[1] for row in found}
 
 

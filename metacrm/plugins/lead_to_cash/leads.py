@@ -97,16 +97,20 @@ def _dedup_match(service, target: str, rule_name: str, values: dict) -> str | No
         return None
     matches = check(service, target, record=to_input(service, target, values))
     for match in matches:
-        if match.get("rule") == rule_name and match.get("object") == target:
+        # a match the caller may not read comes without an id (dedup.visibility): not linked to
+        if match.get("rule") == rule_name and match.get("object") == target and match.get("id"):
             return match["id"]
     return None
 
 
 def _match_by(service, conn, target: str, by: list[str], values: dict) -> str | None:
-    """An existing record whose `by` fields equal the values (text compared normalized)."""
+    """An existing record the caller may read whose `by` fields equal the values (text compared
+    normalized); one they may not read is not linked to (its id would leak through the lead)."""
     table = service.table(target)
     obj = service.registry.object(target)
     conditions = [table.c.deleted_at.is_(None)]
+    if not service.access.is_admin:
+        conditions.append(service.access.row_filter(target, "read", table))
     post = []
     for name in by:
         value = values.get(name)

@@ -21,7 +21,8 @@ def aging(service, params: dict) -> dict:
     if params.get("account"):
         where.append(table.c.account == params["account"])
     with service._reading() as conn:
-        found = _select(service, conn, "instalment", ["account", "due_date", "amount", "paid_amount"], *where)
+        found = _select(service, conn, "instalment", ["account", "due_date", "amount", "paid_amount"], *where,
+                        uses=("status",))
     totals = {b: ZERO for b in AGING_BUCKETS}
     per_account: dict[str, dict] = defaultdict(lambda: {b: ZERO for b in AGING_BUCKETS})
     counts = {b: 0 for b in AGING_BUCKETS}

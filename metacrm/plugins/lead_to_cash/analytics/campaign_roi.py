@@ -9,7 +9,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from ....metadata.model import label_text
-from ....platform.reports import report_action, scope_condition
+from ....platform.reports import can_report, require_visible, scope_condition
 from ..common import is_won_stage, money, money_str, pct_str, stage_options
 from .scoped import _require, _select, _t
 
@@ -39,7 +39,8 @@ def campaign_roi(service, params: dict) -> dict:
         campaigns = _select(service, conn, "campaign", ["id", "name", "channel", "actual_cost", "parent",
                                                         "record_type", "budget"])
         leads_t = service.table("lead")
-        if service.access.scope("lead", report_action(service, "lead")) != "none":
+        if can_report(service, "lead"):
+            require_visible(service, "lead", ("campaign", "status"))
             query = sa.select(leads_t.c.campaign, sa.func.count(), sa.func.sum(
                 sa.case((leads_t.c.status == "converted", 1), else_=0))).where(
                 leads_t.c.deleted_at.is_(None), leads_t.c.campaign.isnot(None),
@@ -48,7 +49,8 @@ def campaign_roi(service, params: dict) -> dict:
                 per[campaign]["leads"] += count
                 per[campaign]["converted"] += int(converted or 0)
         opps_t = service.table("opportunity")
-        if service.access.scope("opportunity", report_action(service, "opportunity")) != "none":
+        if can_report(service, "opportunity"):
+            require_visible(service, "opportunity", ("campaign", "stage", "amount"))
             base = [opps_t.c.deleted_at.is_(None), opps_t.c.campaign.isnot(None),
                     scope_condition(service, "opportunity", opps_t)]
             for campaign, count in conn.execute(sa.select(opps_t.c.campaign, sa.func.count()).where(*base)

@@ -23,7 +23,7 @@ def commission_statement(service, params: dict) -> dict:
                "commission_amount", "days_early", "adjustment_amount", "total_amount", "payment", "order", "contract",
                "note"]
     with service._reading() as conn:
-        found = _select(service, conn, "commission_line", columns, *where)
+        found = _select(service, conn, "commission_line", columns, *where, uses=("user", "period"))
     groups: dict[tuple, dict] = {}
     detail = bool(params.get("user") or params.get("period"))
     for line in sorted(found, key=lambda r: (r.user or "", r.period or "", r.event_date or date.min, r.source_key or "")):

@@ -7,7 +7,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from ....platform.errors import BadRequest
-from ....platform.reports import period_key, report_action
+from ....platform.reports import can_report, period_key, report_owners
 from ..common import CENT, ZERO, is_won_stage, money, money_str, pct_str, stage_options, user_names
 from .scoped import _require, _select, _t
 
@@ -63,9 +63,10 @@ def forecast(service, params: dict) -> dict:
     with service._reading() as conn:
         table = service.table("opportunity")
         opps = _select(service, conn, "opportunity", ["owner", "amount", "stage", "forecast_category", "close_date",
-                                                      "probability"], table.c.close_date.isnot(None))
+                                                      "probability"], table.c.close_date.isnot(None),
+                       uses=("close_date",))
         quota_rows = []
-        if service.access.can("quota", report_action(service, "quota")):
+        if can_report(service, "quota"):
             quota_rows = _select(service, conn, "quota", ["user", "period", "amount"])
     for opp in opps:
         key = period_key(opp.close_date, period)
@@ -106,7 +107,7 @@ def forecast(service, params: dict) -> dict:
         raw.setdefault((user, key), _blank())
     periods = sorted({key for _, key in raw})
     owners = {user for user, _ in raw}
-    visible = service.access.owners_in_scope(service.access.scope("opportunity", report_action(service, "opportunity")))
+    visible = report_owners(service, "opportunity")
     candidates = set(owners)
     for user in list(owners):
         manager = (directory.users.get(user) or {}).get("manager")

@@ -56,8 +56,10 @@ def opportunity_analytics(service, params: dict) -> dict:
         where.append(table.c.close_date <= last)
     with service._reading() as conn:
         found = _select(service, conn, "opportunity", ["owner", "amount", "stage", "close_date", "opened_on",
-                                                       "win_loss_reason", "created_at"], *where)
-        open_rows = _select(service, conn, "opportunity", ["amount"], table.c.stage.not_in(closed_stages))
+                                                       "win_loss_reason", "created_at"], *where,
+                        uses=("stage", "close_date"))
+        open_rows = _select(service, conn, "opportunity", ["amount"], table.c.stage.not_in(closed_stages),
+                            uses=("stage",))
     opps = [{"owner": o.owner, "amount": o.amount, "won": is_won_stage(registry, o.stage), "close_date": o.close_date,
              "opened_on": o.opened_on or (o.created_at.date() if o.created_at else None),
              "reason": o.win_loss_reason} for o in found]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ....platform.clock import today
-from ....platform.errors import Forbidden
+from ....platform.errors import Forbidden, NotFound
 from ....platform.reports import period_key
 from ..payments import AGING_BUCKETS
 from .aging import aging
@@ -28,8 +28,8 @@ def _safe(fn):
     def widget(service):
         try:
             return fn(service)
-        except Forbidden:
-            return None  # nothing this user may report on: no widget
+        except (Forbidden, NotFound):
+            return None  # nothing this user may report on (or a hidden field): no widget
 
     widget.__qualname__ = f"widget_{fn.__name__}"
     return widget
