@@ -273,6 +273,8 @@ def creation_order() -> list[str]:
 
 
 ORDER = creation_order()
+CASCADING = {obj: any(f["type"] == "lookup" and f.get("required") and f.get("on_delete") == "cascade"
+                      for f in _fields(obj)) for obj in OBJECTS}
 RESTRICTING = {obj: any(f["type"] == "lookup" and f.get("required") and f.get("on_delete") == "restrict"
                         for f in _fields(obj)) for obj in OBJECTS}
 
@@ -477,7 +479,10 @@ def check_deletes(client, runtime, org: Org, tally: Tally) -> None:
             gone = system.list(obj, filter={"id": record["id"]}, fields=["id"])[0] == []
             tally.check(f"delete {obj} as {role}, {owner_key}'s record: in the recycle bin afterwards",
                         allowed, gone)
-            if not gone and RESTRICTING.get(obj):  # a kept child would block its parent's delete
+            # a kept child would block its parent's delete: a restricting lookup always, a
+            # cascading one when the caller may not delete the child (issue 13 item 6, tested in
+            # tests/test_ownership.py); the parent's case tests only the parent's own rights
+            if not gone and (RESTRICTING.get(obj) or CASCADING.get(obj)):
                 system.delete(obj, record["id"])
 
 
