@@ -182,3 +182,49 @@ def test_deleted_at_index_covers_only_the_recycle_bin_and_old_databases_are_migr
     thing = service(runtime).create("thing", {"title": "kept"})
     service(runtime).delete("thing", thing["id"])
     assert service(runtime).list("thing", deleted=True)[0][0]["id"] == thing["id"]
+
+
+PRICED = with_fields(THING, {"name": "price", "type": "currency", "precision": 18, "scale": 2})
+
+
+def test_changing_a_decimals_scale_keeps_the_stored_values_and_the_diff_shows_it(runtime):
+    apply_change(runtime, documents_bundle([PRICED]))
+    thing = service(runtime).create("thing", {"title": "n", "price": "2000.00"})
+    other = service(runtime).create("thing", {"title": "m", "price": "-0.05"})
+    wider = with_fields(PRICED, {"name": "price", "type": "currency", "precision": 18, "scale": 4}, drop=("price",))
+    dry = apply_change(runtime, documents_bundle([wider]), dry_run=True)
+    changed = dry.diff["storage"]["changed_columns"]
+    assert [(c["table"], c["column"]) for c in changed] == [("rec_thing", "price")], dry.diff
+    assert service(runtime).get("thing", thing["id"])["price"] == "2000.00"
+    apply_change(runtime, documents_bundle([wider]))
+    assert service(runtime).get("thing", thing["id"])["price"] == "2000.0000"
+    assert service(runtime).get("thing", other["id"])["price"] == "-0.0500"
+    # Back to scale 2: the values still fit, so they are kept again.
+    apply_change(runtime, documents_bundle([PRICED]))
+    assert service(runtime).get("thing", thing["id"])["price"] == "2000.00"
+    items, _ = service(runtime).list("thing", filter={"price": {"gte": "1999.99"}})
+    assert [item["id"] for item in items] == [thing["id"]]
+
+
+def test_narrowing_a_scale_that_data_needs_is_refused_naming_field_and_rows(runtime):
+    wide = with_fields(PRICED, {"name": "price", "type": "currency", "precision": 18, "scale": 4}, drop=("price",))
+    apply_change(runtime, documents_bundle([wide]))
+    bad = service(runtime).create("thing", {"title": "n", "price": "1.2345"})
+    fine = service(runtime).create("thing", {"title": "m", "price": "1.2300"})
+    with pytest.raises(MetadataInvalid) as caught:
+        apply_change(runtime, documents_bundle([PRICED]))
+    issue = caught.value.issues[0]
+    assert issue.path.endswith("/scale") and "'price'" in issue.message and bad["id"] in issue.message
+    assert fine["id"] not in issue.message and "1.2345" in issue.message
+    assert service(runtime).get("thing", bad["id"])["price"] == "1.2345"
+
+
+def test_refused_type_change_names_the_field_and_each_offending_row(runtime):
+    apply_change(runtime, documents_bundle([THING]))
+    bad = service(runtime).create("thing", {"title": "n", "size": "large"})
+    with pytest.raises(MetadataInvalid) as caught:
+        apply_change(runtime, documents_bundle([with_fields(THING, {"name": "size", "type": "integer"},
+                                                            drop=("size",))]))
+    issue = caught.value.issues[0]
+    assert issue.path == "/fields/1/type"
+    assert "'size'" in issue.message and f"{bad['id']} ('large'" in issue.message

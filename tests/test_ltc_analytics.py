@@ -84,9 +84,9 @@ def test_forecast_categories_quotas_and_rollup(org):
 
 def test_campaign_roi_and_funnel(org):
     system = org.system
-    c1 = system.create("campaign", {"name": "C1 search", "channel": "search", "actual_cost": "1000"})
-    c2 = system.create("campaign", {"name": "C2 search", "channel": "search", "actual_cost": "500"})
-    c3 = system.create("campaign", {"name": "C3 email", "channel": "email", "actual_cost": "0"})
+    c1 = system.create("campaign", {"name": "C1 search", "channel": "search", "other_cost": "1000"})
+    c2 = system.create("campaign", {"name": "C2 search", "channel": "search", "other_cost": "500"})
+    c3 = system.create("campaign", {"name": "C3 email", "channel": "email", "other_cost": "0"})
     leads = [(c1, "converted"), (c1, "converted"), (c1, "working"), (c1, "new"), (c2, "new"), (c2, "disqualified"),
              (c3, "converted"), (None, "converted")]
     for i, (campaign, status) in enumerate(leads):

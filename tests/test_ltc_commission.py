@@ -46,8 +46,8 @@ class Books:
     def __init__(self, org, rep, name):
         self.org, self.system, self.fin = org, org.system, org.fin.service(org.runtime)
         account = self.system.create("account", {"name": f"{name} Co", "owner": rep.id})
-        self.contract = self.system.create("contract", {"name": name, "account": account["id"], "status": "active",
-                                                        "owner": rep.id})
+        self.contract = support.active_contract(self.system, {"name": name, "account": account["id"],
+                                                              "owner": rep.id})
         self.plan = self.fin.create("payment_plan", {"contract": self.contract["id"]})
 
     def instalment(self, due, amount):

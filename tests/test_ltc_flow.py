@@ -56,7 +56,7 @@ def test_lead_to_cash_end_to_end(ltc, client, admin_headers):
 
     # L1 campaign, L2 lead attributed to it (entered for the rep: an explicit owner keeps it out of the pools)
     campaign = admin.post("/records/campaign", {"name": "Expo 2025", "channel": "offline_event",
-                                                "budget": "12000", "actual_cost": "10000"})
+                                                "budget": "12000", "other_cost": "10000"})
     lead = admin.post("/records/lead", {"company": "Northwind Trading Co., Ltd.", "contact_name": "Wei Zhang",
                                         "email": "wei@northwind.cn", "source": "offline_event",
                                         "campaign": campaign["id"], "project_name": "Data centre refresh",

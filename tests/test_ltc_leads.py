@@ -48,8 +48,17 @@ def test_default_metadata_is_complete_bilingual_and_live(ltc):
     assert set(registry.object("activity").fields["related_to"].target) >= {"lead", "account", "opportunity",
                                                                           "contract"}
     # documents copied from the brief are the brief's
+    # the brief's quote approval, measured (issue 14) on the discount depth, the deepest of any
+    # line and of the total, from 10 %, and with what it guards
     approval = json.loads((EXAMPLES / "quote_discount.approval_process.json").read_text())
-    assert registry.get("approval_process", "quote_discount") == approval
+    shipped_approval = registry.get("approval_process", "quote_discount")
+    for key in ("object", "lock_record", "allow_recall", "on_submit", "on_approve", "on_reject", "on_recall"):
+        assert shipped_approval[key] == approval[key], key
+    assert [(s["name"], s["approver"], s.get("mode")) for s in shipped_approval["steps"]] == \
+           [(s["name"], s["approver"], s.get("mode")) for s in approval["steps"]]
+    assert shipped_approval["entry"] == {"approval_depth_pct": {"gte": 10}}
+    assert shipped_approval["steps"][1]["when"] == {"approval_depth_pct": {"gte": 30}}
+    assert shipped_approval["guards"]["transitions"] == [{"field": "status", "to": ["presented", "accepted"]}]
     stalled = json.loads((EXAMPLES / "stalled_opportunity.workflow_rule.json").read_text())
     assert {k: v for k, v in registry.get("workflow_rule", "stalled_opportunity").items() if k != "label"} == stalled
     pool = json.loads((EXAMPLES / "hardware_leads.pool.json").read_text())
@@ -77,7 +86,7 @@ def test_key_leads_follow_the_priority_rules(org):
     system = org.system
     system.create("lead_priority_rule", {"name": "Hardware in the east", "product_lines": ["hardware"],
                                          "regions": ["east"]})
-    system.create("lead_priority_rule", {"name": "Hot finance leads", "industries": ["finance"], "min_score": 80})
+    system.create("lead_priority_rule", {"name": "Hot finance leads", "industries": ["finance"], "min_score": 60})
     system.create("lead_priority_rule", {"name": "Inactive", "active": False})  # would match everything
     rep = org.rep_a.service(org.runtime)
 
@@ -87,10 +96,13 @@ def test_key_leads_follow_the_priority_rules(org):
 
     assert lead(1, product_line="hardware", region="east")["is_key_lead"] is True
     assert lead(2, product_line="hardware", region="west")["is_key_lead"] is False
-    assert lead(3, industry="finance", score=80)["is_key_lead"] is True
-    hot = lead(4, industry="finance", score=79)
-    assert hot["is_key_lead"] is False
-    assert rep.update("lead", hot["id"], {"score": 90})["is_key_lead"] is True  # the rep edits their lead
+    # the default scoring: web 15 + finance 20 + east 10 + recency 20 = 65 (the rule wants 60)
+    warm = lead(3, industry="finance", region="east")
+    assert (warm["score"], warm["is_key_lead"]) == (65, True)
+    hot = lead(4, industry="finance")  # 55
+    assert (hot["score"], hot["is_key_lead"]) == (55, False)
+    updated = rep.update("lead", hot["id"], {"region": "north"})  # the rep edits their lead: 65
+    assert (updated["score"], updated["is_key_lead"]) == (65, True)
     # reps cannot set the flag themselves
     with pytest.raises(CrmError) as exc:
         rep.create("lead", {"company": "K5", "email": "k5@example.com", "source": "web", "is_key_lead": True})

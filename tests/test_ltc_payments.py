@@ -79,8 +79,8 @@ def test_receipts_update_instalments_accounts_and_aging(org):
     beta = system.create("account", {"name": "Beta Payments", "owner": org.rep_b.id})
 
     def plan_for(account, dues):
-        contract = system.create("contract", {"name": account["name"], "account": account["id"], "status": "active",
-                                              "owner": account["owner"]})
+        contract = support.active_contract(system, {"name": account["name"], "account": account["id"],
+                                                    "owner": account["owner"]})
         plan = fin.create("payment_plan", {"contract": contract["id"]})
         assert plan["account"] == account["id"] and plan["owner"] == account["owner"]
         return plan, [fin.create("instalment", {"payment_plan": plan["id"], "due_date": days(d).isoformat(),
@@ -138,8 +138,7 @@ def test_receipts_update_instalments_accounts_and_aging(org):
 def test_overdue_sweep_marks_past_due_instalments(org):
     runtime, system = org.runtime, org.system
     account = system.create("account", {"name": "Sweep Co", "owner": org.rep_a.id})
-    contract = system.create("contract", {"name": "S", "account": account["id"], "status": "active",
-                                          "owner": org.rep_a.id})
+    contract = support.active_contract(system, {"name": "S", "account": account["id"], "owner": org.rep_a.id})
     plan = system.create("payment_plan", {"contract": contract["id"]})
     due = system.create("instalment", {"payment_plan": plan["id"], "due_date": days(3).isoformat(), "amount": "900"})
     assert due["status"] == "open"

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from metacrm import approval
 from metacrm.platform.clock import utcnow
 from metacrm.platform.errors import Conflict, CrmError, Forbidden, Locked, ValidationFailed
 from tests import test_ltc_support as support
@@ -29,16 +30,22 @@ def test_opportunity_stages_drive_probability_category_and_history(org):
     opp = rep.update("opportunity", opp["id"], {"forecast_category": "commit"})
     assert opp["forecast_category"] == "commit"
     assert rep.update("opportunity", opp["id"], {"amount": "2000"})["forecast_category"] == "commit"
-    # choosing a category together with a stage keeps the choice; a stage move alone resets it
+    # a stage move sets the stage's category unless the user changed the category in the same
+    # save: resending the stored one (as the web edit form does) is no choice
     assert rep.update("opportunity", opp["id"], {"stage": "research", "forecast_category": "commit"})[
-        "forecast_category"] == "commit"
-    assert rep.update("opportunity", opp["id"], {"stage": "negotiation"})["forecast_category"] == "commit"
+        "forecast_category"] == "pipeline"
+    assert rep.update("opportunity", opp["id"], {"stage": "negotiation", "forecast_category": "best_case"})[
+        "forecast_category"] == "best_case"
     assert rep.update("opportunity", opp["id"], {"stage": "trial"})["forecast_category"] == "best_case"
     with pytest.raises(ValidationFailed):
         rep.update("opportunity", opp["id"], {"forecast_category": "closed"})
     with pytest.raises(CrmError):  # read-only: the stage decides it
         rep.update("opportunity", opp["id"], {"probability": "99"})
-    lost = rep.update("opportunity", opp["id"], {"stage": "lost", "forecast_category": "commit"})
+    with pytest.raises(ValidationFailed) as exc:  # lost needs a loss reason
+        rep.update("opportunity", opp["id"], {"stage": "lost"})
+    assert exc.value.status == 422 and "win_loss_reason" in exc.value.fields
+    lost = rep.update("opportunity", opp["id"], {"stage": "lost", "forecast_category": "commit",
+                                                 "win_loss_reason": "price"})
     assert (lost["forecast_category"], lost["probability"]) == ("omitted", "0.00")
     assert lost["closed_at"] and lost["close_date"] == days(0).isoformat()
     reopened = rep.update("opportunity", opp["id"], {"stage": "negotiation"})
@@ -70,6 +77,15 @@ def test_stalled_deals_are_flagged_and_a_follow_up_clears_them(org):
                                                                                       "id": stale["id"]}})
     assert system.get("opportunity", stale["id"])["is_stalled"] is False
     assert "0 opportunities flagged stalled" in sweep(runtime, "stalled_opportunities")
+    # the reminder task the platform creates is not a follow-up: the flag stays, with the stage's threshold
+    system.system_update("opportunity", young["id"], {"stage_changed_at": utcnow() - timedelta(days=15)})
+    assert "1 opportunities flagged stalled" in sweep(runtime, "stalled_opportunities")
+    system.create("activity", {"subject": "Move Young forward", "type": "task", "owner": org.rep_a.id,
+                               "related_to": {"object": "opportunity", "id": young["id"]}})
+    flagged = system.get("opportunity", young["id"])
+    assert flagged["is_stalled"] is True and flagged["days_to_stall"] == 14
+    assert "0 opportunities flagged stalled" in sweep(runtime, "stalled_opportunities")
+    assert system.get("opportunity", young["id"])["is_stalled"] is True
     # moving the stage also un-stalls
     system.system_update("opportunity", stale["id"], {"is_stalled": True})
     moved = org.rep_a.service(runtime).update("opportunity", stale["id"], {"stage": "research"})
@@ -93,17 +109,18 @@ def test_quotes_lines_totals_and_approval_reset(org):
            ("3901.50", "487.69", "3413.81", 2)
     rep.delete("quote_line", line["id"])
     assert rep.get("quote", quote["id"])["total"] == "131.25"
+    # 12.5 % needs the supervisor; lines of a quote pending approval cannot change
+    request = approval.submit(org.runtime, org.rep_a.principal, "quote", quote["id"])
+    with pytest.raises(Locked):
+        rep.create("quote_line", {"quote": quote["id"], "description": "More", "quantity": "1", "unit_price": "1"})
+    approval.decide(org.runtime, org.mgr.principal, request["id"], "approve")
+    assert rep.get("quote", quote["id"])["approval_status"] == "approved"
     # an approved discount that changes needs a new approval
-    org.system.system_update("quote", quote["id"], {"approval_status": "approved"})
     changed = rep.update_record("quote", quote["id"], {"discount_pct": "20"})
     assert changed.record["approval_status"] == "none"
     assert changed.warnings[0]["code"] == "approval_reset"
-    with pytest.raises(CrmError):
+    with pytest.raises(CrmError):  # the approval status is the engine's to set
         rep.update("quote", quote["id"], {"approval_status": "approved"})
-    # lines of a quote pending approval cannot change
-    org.system.system_update("quote", quote["id"], {"approval_status": "pending"})
-    with pytest.raises(Locked):
-        rep.create("quote_line", {"quote": quote["id"], "description": "More", "quantity": "1", "unit_price": "1"})
 
 
 def test_contract_lifecycle_and_amendments(org):
@@ -121,11 +138,21 @@ def test_contract_lifecycle_and_amendments(org):
     for bad in ("active", "completed"):
         with pytest.raises(ValidationFailed):
             rep.update("contract", contract["id"], {"status": bad})
-    rep.update("contract", contract["id"], {"status": "in_review"})
-    rep.update("contract", contract["id"], {"status": "draft"})  # sent back
-    rep.update("contract", contract["id"], {"status": "in_review"})
-    active = rep.update("contract", contract["id"], {"status": "active"})
-    assert active["signed_on"] == days(0).isoformat()
+    with pytest.raises(Conflict) as exc:  # in review only by submitting it
+        rep.update("contract", contract["id"], {"status": "in_review"})
+    assert (exc.value.code, exc.value.extra["process"]) == ("approval_required", "contract_review")
+    request = approval.submit(org.runtime, org.rep_a.principal, "contract", contract["id"])
+    assert rep.get("contract", contract["id"])["status"] == "in_review"
+    approval.decide(org.runtime, org.mgr.principal, request["id"], "reject", "terms")
+    assert rep.get("contract", contract["id"])["status"] == "draft"  # sent back
+    request = approval.submit(org.runtime, org.rep_a.principal, "contract", contract["id"])
+    with pytest.raises(Conflict) as exc:  # not even an admin sets it active past the review
+        support.admin_service(org.runtime).update("contract", contract["id"], {"status": "active"})
+    assert exc.value.code == "approval_required"
+    approval.decide(org.runtime, org.mgr.principal, request["id"], "approve")
+    approval.decide(org.runtime, org.fin.principal, request["id"], "approve")
+    active = rep.get("contract", contract["id"])
+    assert active["status"] == "active" and active["signed_on"] == days(0).isoformat()
     amendment = org.mgr.service(org.runtime).create("contract_amendment", {
         "contract": contract["id"], "title": "More seats", "amount_change": "750.25"})
     assert amendment["owner"] == org.rep_a.id  # follows the contract, so the rep sees it
@@ -142,14 +169,24 @@ def test_orders_lifecycle_partial_delivery_and_credit(org):
     runtime, system = org.runtime, org.system
     rep = org.rep_a.service(runtime)
     account = system.create("account", {"name": "Credit Co", "owner": org.rep_a.id, "credit_limit": "10000"})
-    contract = system.create("contract", {"name": "Billed", "account": account["id"], "status": "active",
-                                          "owner": org.rep_a.id, "amount": "6000"})
+    contract = support.active_contract(system, {"name": "Billed", "account": account["id"], "owner": org.rep_a.id,
+                                                "amount": "6000"})
+    unbilled = support.active_contract(system, {"name": "Unbilled", "account": account["id"], "owner": org.rep_a.id})
     plan = system.create("payment_plan", {"contract": contract["id"]})
     # receivables: 6,000 due, 1,500 paid → 4,500 open
     inst = system.create("instalment", {"payment_plan": plan["id"], "due_date": days(30).isoformat(), "amount": "6000"})
     system.create("payment", {"instalment": inst["id"], "amount": "1500", "received_on": days(0).isoformat()})
-    # an unbilled confirmed order of 3,000 (no contract, so no payment plan)
-    other = rep.create("order", {"account": account["id"]})
+    # an order confirms only against an active contract
+    loose = rep.create("order", {"account": account["id"]})
+    with pytest.raises(Conflict) as exc:
+        rep.update("order", loose["id"], {"status": "confirmed"})
+    assert exc.value.code == "contract_not_active" and "contract" in exc.value.fields
+    draft = rep.create("contract", {"name": "Not yet", "account": account["id"]})
+    with pytest.raises(Conflict) as exc:
+        rep.update("order", loose["id"], {"contract": draft["id"], "status": "confirmed"})
+    assert exc.value.code == "contract_not_active"
+    # an unbilled confirmed order of 3,000 (its contract has no payment plan)
+    other = rep.create("order", {"contract": unbilled["id"]})
     rep.create("order_line", {"order": other["id"], "description": "Kit", "quantity": "3", "unit_price": "1000"})
     assert rep.update("order", other["id"], {"status": "confirmed"})["status"] == "confirmed"  # 4,500 + 3,000 ≤ 10,000
     # a billed order (its contract has a plan) adds nothing new: 7,500 ≤ 10,000
@@ -158,7 +195,7 @@ def test_orders_lifecycle_partial_delivery_and_credit(org):
     rep.create("order_line", {"order": billed["id"], "description": "Boxes", "quantity": "4", "unit_price": "1500"})
     assert rep.update("order", billed["id"], {"status": "confirmed"})["status"] == "confirmed"
     # an unbilled 2,600 more: 4,500 + 3,000 + 2,600 = 10,100 > 10,000
-    big = rep.create("order", {"account": account["id"]})
+    big = rep.create("order", {"contract": unbilled["id"]})
     line = rep.create("order_line", {"order": big["id"], "description": "Rack", "quantity": "2", "unit_price": "1300"})
     with pytest.raises(Conflict) as exc:
         rep.update("order", big["id"], {"status": "confirmed"})

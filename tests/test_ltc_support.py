@@ -44,6 +44,21 @@ class Person:
         return RecordService(runtime, self.principal, source="test")
 
 
+def admin_service(runtime) -> RecordService:
+    return RecordService(runtime, Principal(user_id=None, username="admin", roles=frozenset({"admin"})), source="test")
+
+
+def active_contract(service: RecordService, data: dict) -> dict:
+    """A contract made active the one way there is: through its contract_review approval (here
+    recorded through the engine as already approved, as the demo records its history), never by
+    setting the status."""
+    from metacrm import approval
+
+    contract = service.create("contract", {k: v for k, v in data.items() if k != "status"})
+    approval.seed_approved(service.runtime, service.principal, "contract", contract["id"], comment="fixture")
+    return service.get("contract", contract["id"])
+
+
 class Org:
     """A small company: sales (VP) → hardware (manager, reps a and b), software (manager, rep c);
     finance; marketing."""

@@ -57,6 +57,7 @@ MINIMAL: dict[str, dict] = {
     },
     "role": {"kind": "role", "name": "probe_role"},
     "report": {"kind": "report", "name": "probe_report", "object": "probe"},
+    "lead_scoring": {"kind": "lead_scoring", "name": "probe_score", "object": "probe", "score_field": "points"},
     "app": {"kind": "app", "name": "probe_app", "objects": ["probe"]},
 }
 

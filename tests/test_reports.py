@@ -40,8 +40,9 @@ def seed(org) -> None:
         org.system.create("lead", {"company": f"Company {i}", "email": f"c{i}@example.com", "source": source,
                                    "status": status, "owner": people[owner].id})
     for i, (owner, amount, close, stage) in enumerate(OPPS):
+        reason = {"win_loss_reason": "price"} if stage == "lost" else {}  # lost needs a loss reason
         org.system.create("opportunity", {"name": f"Deal {i}", "amount": amount, "close_date": close, "stage": stage,
-                                          "owner": people[owner].id})
+                                          "owner": people[owner].id, **reason})
 
 
 def simple(rows: list[dict], *keys: str) -> list[tuple]:

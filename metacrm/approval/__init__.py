@@ -6,7 +6,7 @@ inbox pages.
 
 processes.py says which process and steps apply, state.py holds the request state and the
 conditional updates that move it, flow.py one transaction's work on a request, submission.py
-and decisions.py submit / approve / reject / recall, delegation.py, locks.py (the record lock),
+and decisions.py submit / approve / reject / recall, delegation.py, locks.py (the record lock), gates.py (what a process guards),
 timeouts.py (reminders and escalation), views.py (requests as JSON, the queue), approvers.py
 (who decides a step) and tables.py.
 """
@@ -22,13 +22,14 @@ from ..platform.features import Feature
 from ..workflow.actions import register_approval_people
 from . import api, pages
 from .decisions import decide, recall
+from .gates import gate_error_text, gate_hook
 from .locks import lock_hook
-from .submission import submit, submit_action
+from .submission import seed_approved, submit, submit_action
 from .tables import TABLES
 from .timeouts import timeouts_sweep
 from .views import current_people, get_request, queue
 
-__all__ = ["FEATURE", "decide", "get_request", "queue", "recall", "register", "submit", "timeouts_sweep"]
+__all__ = ["FEATURE", "decide", "get_request", "queue", "recall", "register", "seed_approved", "submit", "timeouts_sweep"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,11 +37,15 @@ HERE = Path(__file__).resolve().parent
 def register(runtime: Any) -> None:
     notifications.ensure_tables(runtime.engine, TABLES)
     runtime.hooks.register("before_save", lock_hook, name="approval.lock", order=5)
+    # after the formulas (800) and the workflow rules' field updates (850): the gate judges the
+    # record as it will be written, computed fields (a discount depth) and rule updates included
+    runtime.hooks.register("before_save", gate_hook, name="approval.gate", order=880)
     if not any(name == "approval_timeouts" for name, _ in runtime.sweeps):
         runtime.sweeps.append(("approval_timeouts", timeouts_sweep))
     actions(runtime).add_workflow_action(WorkflowAction(
         "submit_for_approval", submit_action, description="Submit the record for approval"))
     register_approval_people(runtime, current_people)
+    runtime.extensions.setdefault("web_error_texts", {})["approval_required"] = gate_error_text
     runtime.features.add(FEATURE)
 
 

@@ -32,6 +32,11 @@ def resolve(spec: Any, record: dict, obj: Any, people: People) -> list[str]:
     return people.only_active(found)
 
 
+def not_the_submitter(ids: list[str], submitter: str | None) -> list[str]:
+    """No one approves their own request: the submitter is never one of its approvers."""
+    return [i for i in ids if i != submitter] if submitter else list(ids)
+
+
 def _department(ref: str, record: dict, obj: Any, people: People) -> str | None:
     """A department field of the record, a user field (that user's department), or an id."""
     fdef = obj.all_fields.get(ref)
@@ -55,16 +60,19 @@ def delegations(conn: sa.Connection) -> dict[str, str]:
     return {r.user_id: r.delegate_to for r in rows}
 
 
-def with_delegation(conn: sa.Connection, approvers: list[str], people: People) -> list[tuple[str, str | None]]:
-    """(who decides, for whom) per approver: an away approver's delegate decides instead."""
+def with_delegation(conn: sa.Connection, approvers: list[str], people: People,
+                    submitter: str | None = None) -> list[tuple[str, str | None]]:
+    """(who decides, for whom) per approver: an away approver's delegate decides instead. A
+    delegation to the request's submitter does not count (no one approves their own request):
+    the chain stops before them."""
     table = delegations(conn)
     result: list[tuple[str, str | None]] = []
     seen_deciders: set[str] = set()
-    for approver in approvers:
+    for approver in not_the_submitter(approvers, submitter):
         current, hops = approver, 0
         while current in table and hops < MAX_DELEGATION_HOPS:
             nxt = table[current]
-            if nxt == approver or not people.active(nxt):
+            if nxt == approver or not people.active(nxt) or (submitter and nxt == submitter):
                 break
             current, hops = nxt, hops + 1
         if current in seen_deciders:

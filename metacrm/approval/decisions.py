@@ -46,6 +46,8 @@ def decide(runtime: Any, principal: Principal, request_id: str, decision: str, c
             raise Forbidden("Only an approver of the current step may decide.", code="not_an_approver")
         if req.status != PENDING:
             raise Conflict(f"This request is already {req.status}.", code="already_decided", status=req.status)
+        if req.submitter and principal.user_id == req.submitter:
+            raise Forbidden("No one approves or rejects their own request.", code="own_request")
         mine = [t for t in tasks if t.round == req.round and t.approver == principal.user_id]
         my_task = next((t for t in mine if t.status == T_PENDING), None)
         if my_task is None:

@@ -67,6 +67,8 @@ def _hand_over(runtime: Any, principal: Principal, tx: Any, people: People, targ
     flow = Flow(runtime, principal, tx, base)
     now = utcnow()
     for row in rows:
+        if row.submitter == target:  # a delegation to the submitter does not count: the task stays
+            continue
         if tx.conn.execute(task.update().where(task.c.id == row.id, task.c.status == T_PENDING)
                            .values(status=T_DELEGATED, decided_at=now)).rowcount != 1:
             continue

@@ -64,11 +64,12 @@ class Flow:
         step = process["steps"][step_index]
         ids = approver_ids if approver_ids is not None else approver_rules.resolve(
             step["approver"], record, obj, self.people)
+        ids = approver_rules.not_the_submitter(ids, req.submitter)
         if not ids:
-            ids = self.people.with_role("admin")
+            ids = approver_rules.not_the_submitter(self.people.with_role("admin"), req.submitter)
             self.history(obj, record["id"], f"Step {step_label(step)} has no approver; it goes to the admins.")
         now = utcnow()
-        deciders = approver_rules.with_delegation(self.conn, ids, self.people)
+        deciders = approver_rules.with_delegation(self.conn, ids, self.people, req.submitter)
         if deciders:
             self.conn.execute(task.insert(), [{
                 "request_id": req.id, "step_index": step_index, "step_name": step["name"], "round": round_no,

@@ -30,7 +30,7 @@ routes = Routes()
 page = routes.page
 
 STATUSES = ("pending", "approved", "rejected", "recalled", "skipped", "closed", "not_reached", "no_response",
-            "delegated")
+            "delegated", "invalidated")
 SUBMIT_CODES = ("approval_not_required", "approval_pending", "no_approver")
 
 

@@ -64,7 +64,8 @@ def timeouts_sweep(runtime: Any) -> str:
                     continue
                 if any(t.escalated for t in late):
                     continue  # escalated once; the escalation's approvers now decide
-                targets = approver_rules.resolve(timeout.get("escalate_to"), record, obj, flow.people)
+                targets = approver_rules.not_the_submitter(
+                    approver_rules.resolve(timeout.get("escalate_to"), record, obj, flow.people), req.submitter)
                 if not targets:
                     continue
                 close_round(tx.conn, current, now)

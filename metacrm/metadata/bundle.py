@@ -49,6 +49,9 @@ def load_bundle(root: str | Path, namespace: str | None = None) -> Bundle:
         except json.JSONDecodeError as exc:
             bundle.issues.append(MetaIssue(label, "", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"))
             continue
+        except RecursionError:
+            bundle.issues.append(MetaIssue(label, "", f"the JSON is nested more than {MAX_DEPTH} levels deep"))
+            continue
         items = content if isinstance(content, list) else [content]
         for index, doc in enumerate(items):
             source = label if not isinstance(content, list) else f"{label}[{index}]"
@@ -56,9 +59,28 @@ def load_bundle(root: str | Path, namespace: str | None = None) -> Bundle:
     return bundle
 
 
+MAX_DEPTH = 64  # objects / arrays inside one another in a document; far beyond any real one
+
+
+def nesting_depth(value: object) -> int:
+    """How deeply objects and arrays nest (iterative: a hostile document cannot exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return depth
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
 def add_document(bundle: Bundle, doc: object, source: str, namespace: str | None = None) -> None:
     if not isinstance(doc, dict):
         bundle.issues.append(MetaIssue(source, "", "a document must be a JSON object"))
+        return
+    if nesting_depth(doc) > MAX_DEPTH:
+        bundle.issues.append(MetaIssue(source, "", f"the document is nested more than {MAX_DEPTH} levels deep"))
         return
     kind, name = doc.get("kind"), doc.get("name")
     if namespace and isinstance(name, str) and not name.startswith(f"{namespace}__"):

@@ -36,6 +36,7 @@ KINDS: tuple[str, ...] = (
     "conversion",
     "role",
     "report",
+    "lead_scoring",
     "app",
 )
 

@@ -4,10 +4,11 @@ filter's fields exist and its operators fit the field types...)."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .bundle import MetaIssue
@@ -103,6 +104,42 @@ def _template(text: Any, path: str, report: Report) -> None:
             report(path, f"template error: {exc.message}")
 
 
+def formula_problems(obj: ObjectDef, field_name: str, expression: str) -> list[str]:
+    """What a formula names that it cannot use: unknown names, itself, and lookup traversal
+    (`project.title`: a formula sees this record's own values only; a lookup holds an id, and
+    nothing would recompute the formula when the parent changes)."""
+    try:
+        tree = _SANDBOX.parse("{{ (" + expression + ") }}")
+    except TemplateSyntaxError:
+        return []
+    known = set(obj.all_fields) | {"record"}
+    problems: list[str] = []
+    bound = {target.name for target in tree.find_all(nodes.Name) if target.ctx in ("store", "param")}
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        owner = node.node
+        if isinstance(owner, nodes.Name) and owner.name == "record":
+            key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+            if isinstance(key, str) and key not in obj.all_fields:
+                problems.append(f"formula uses record.{key}, but {obj.name} has no field {key!r}")
+            continue
+        if isinstance(owner, nodes.Name) and owner.name in obj.all_fields \
+                and obj.all_fields[owner.name].type in ("lookup", "user"):
+            what = f"{owner.name}.{node.attr}" if isinstance(node, nodes.Getattr) else f"{owner.name}[...]"
+            problems.append(f"formula reads {what} through a lookup: formulas see only this record's own "
+                            "fields (lookup traversal is not supported)")
+    for name_node in tree.find_all(nodes.Name):
+        name = name_node.name
+        if name_node.ctx != "load" or name in bound:
+            continue
+        if name == field_name:
+            problems.append(f"formula {field_name!r} refers to itself")
+        elif name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"formula uses {name!r}, which is not a field of {obj.name}{hint}")
+    return list(dict.fromkeys(problems))
+
+
 def check_object(registry: Registry, doc: dict, report: Report) -> None:
     obj = registry.objects[doc["name"]]
     seen = set()
@@ -133,6 +170,9 @@ def check_object(registry: Registry, doc: dict, report: Report) -> None:
                 _SANDBOX.compile_expression(fdef.expression or "")
             except TemplateSyntaxError as exc:
                 report(f"{base}/expression", f"formula does not parse: {exc.message}")
+            else:
+                for problem in formula_problems(obj, fdef.name, fdef.expression or ""):
+                    report(f"{base}/expression", problem)
         transfer = fdef.raw.get("transfer_with_parent")
         if fdef.type == "lookup" and isinstance(transfer, dict):
             _filter(obj, transfer.get("when"), f"{base}/transfer_with_parent/when", report)
@@ -292,6 +332,52 @@ def check_approval(registry: Registry, doc: dict, report: Report) -> None:
                         report(f"{apath}/{key}", f"{fdef.name} is not a user field")
     for key in ("on_submit", "on_approve", "on_reject", "on_recall"):
         check_actions(registry, obj, doc.get(key), f"/{key}", report)
+    _check_guards(registry, obj, doc.get("guards"), report)
+
+
+def _check_guards(registry: Registry, obj: ObjectDef | None, guards: Any, report: Report) -> None:
+    """An approval process's `guards`: every field, object and value must exist."""
+    if not isinstance(guards, dict) or obj is None:
+        return
+    _filter(obj, guards.get("when"), "/guards/when", report)
+    for index, rule in enumerate(guards.get("transitions") or []):
+        path = f"/guards/transitions/{index}"
+        fdef = _field(obj, rule.get("field"), f"{path}/field", report, system_ok=False)
+        if fdef is None:
+            continue
+        if fdef.type != "picklist":
+            report(f"{path}/field", f"{fdef.name} is not a picklist field")
+            continue
+        for key in ("to", "from"):
+            for v_index, value in enumerate(rule.get(key) or []):
+                if str(value) not in fdef.option_values:
+                    report(f"{path}/{key}/{v_index}", f"{value!r} is not a value of {obj.name}.{fdef.name}")
+    for index, name in enumerate(guards.get("material_fields") or []):
+        _field(obj, name, f"/guards/material_fields/{index}", report, system_ok=False)
+    for index, spec in enumerate(guards.get("children") or []):
+        path = f"/guards/children/{index}"
+        child = _object(registry, spec.get("object"), f"{path}/object", report)
+        _lookup_to(child, spec.get("field"), obj, f"{path}/field", report)
+        for f_index, name in enumerate(spec.get("material_fields") or []):
+            _field(child, name, f"{path}/material_fields/{f_index}", report, system_ok=False)
+    for index, spec in enumerate(guards.get("referenced_by") or []):
+        path = f"/guards/referenced_by/{index}"
+        source = _object(registry, spec.get("object"), f"{path}/object", report)
+        _lookup_to(source, spec.get("field"), obj, f"{path}/field", report)
+    for name, value in (guards.get("reset") or {}).items():
+        fdef = _field(obj, name, f"/guards/reset/{name}", report, system_ok=False)
+        if fdef is not None and fdef.type == "picklist" and value is not None and str(value) not in fdef.option_values:
+            report(f"/guards/reset/{name}", f"{value!r} is not a value of {obj.name}.{name}")
+        elif fdef is not None and fdef.type in ("formula", "rollup", "autonumber"):
+            report(f"/guards/reset/{name}", f"{name} is computed and cannot be reset")
+        if name in (guards.get("material_fields") or []):
+            report(f"/guards/reset/{name}", f"{name} is a material field; resetting it would loop")
+
+
+def _lookup_to(source: ObjectDef | None, name: Any, target: ObjectDef, path: str, report: Report) -> None:
+    fdef = _field(source, name, path, report, system_ok=False)
+    if fdef is not None and (fdef.type != "lookup" or target.name not in fdef.target):
+        report(path, f"{source.name}.{fdef.name} is not a lookup to {target.name}")
 
 
 def check_conversion(registry: Registry, doc: dict, report: Report) -> None:
@@ -322,6 +408,32 @@ def check_report(registry: Registry, doc: dict, report: Report) -> None:
                 report(f"/measures/{index}/field", f"{fdef.name} is not a number field")
 
 
+def check_lead_scoring(registry: Registry, doc: dict, report: Report) -> None:
+    obj = _object(registry, doc.get("object"), "/object", report)
+    if obj is None:
+        return
+    for key, wanted in (("score_field", ("integer",)), ("key_field", ("boolean",))):
+        if doc.get(key):
+            fdef = _field(obj, doc[key], f"/{key}", report)
+            if fdef is not None and fdef.value_type not in wanted:
+                report(f"/{key}", f"{fdef.name} is not a{'n integer' if key == 'score_field' else ' boolean'} field")
+    for index, criterion in enumerate(doc.get("criteria") or []):
+        fdef = _field(obj, criterion.get("field"), f"/criteria/{index}/field", report)
+        if fdef is None or not fdef.options:
+            continue
+        known = {str(o.get("value")) for o in fdef.options}
+        for value in criterion.get("points") or {}:
+            if value not in known:
+                report(f"/criteria/{index}/points/{value}", f"{value!r} is not an option of {fdef.name}")
+    activity = doc.get("activity") or {}
+    if activity.get("object"):
+        child = _object(registry, activity["object"], "/activity/object", report)
+        if child is not None:
+            via = _field(child, activity.get("via"), "/activity/via", report)
+            if via is not None and (not via.is_reference or obj.name not in (via.target or [])):
+                report("/activity/via", f"{via.name} is not a lookup to {obj.name}")
+
+
 def check_app(registry: Registry, doc: dict, report: Report) -> None:
     for index, name in enumerate(doc.get("objects") or []):
         obj = _object(registry, name, f"/objects/{index}", report)
@@ -342,5 +454,6 @@ CHECKERS: dict[str, Callable[[Registry, dict, Report], None]] = {
     "approval_process": check_approval,
     "conversion": check_conversion,
     "report": check_report,
+    "lead_scoring": check_lead_scoring,
     "app": check_app,
 }

@@ -14,7 +14,7 @@ from ..metadata.bundle import Bundle, MetaIssue
 from ..metadata.registry import Registry
 from ..metadata.validate import validate_change
 from . import metastore, schemas
-from .errors import MetadataInvalid
+from .errors import MetadataInvalid, StaleVersion
 from .runtime import Runtime
 from .storage import Tables, apply_storage, plan_storage
 
@@ -31,9 +31,26 @@ class ApplyResult:
     version: int
     applied: bool
     diff: dict
+    # kind/name -> the document's version after this change (what the next write must send)
+    documents: dict[str, str] | None = None
 
     def as_dict(self) -> dict:
-        return {"version": self.version, "applied": self.applied, "dry_run": not self.applied, "diff": self.diff}
+        return {"version": self.version, "applied": self.applied, "dry_run": not self.applied, "diff": self.diff,
+                "documents": self.documents or {}}
+
+
+def check_expected(live: Registry, expected: dict[tuple[str, str], str]) -> None:
+    """A write that says which version of a document it started from is refused when that
+    document has changed since (or was created / deleted): 409 stale_version, nothing changed."""
+    stale = []
+    for (kind, name), version in sorted(expected.items()):
+        current = metastore.document_version(live.get(kind, name))
+        if version != "*" and version != current or version == "*" and current == metastore.ABSENT:
+            stale.append({"document": f"{kind}/{name}", "sent": version, "current": current})
+    if stale:
+        names = ", ".join(s["document"] for s in stale)
+        raise StaleVersion(f"Someone changed {names} since you loaded it; reload it and make your change again.",
+                           stale=stale)
 
 
 def document_diff(live: Registry, new: Registry) -> dict:
@@ -63,21 +80,42 @@ def check_conversions(conn: sa.Connection, live: Registry, new: Registry, storag
         old_fdef = live.objects[name].all_fields.get(change.column) or fdef
         column = old_tables[name].c[change.column]
         table = old_tables[name]
-        bad = []
-        for row in conn.execute(sa.select(table.c.id, column).where(column.isnot(None))):
+        bad, more = [], False
+        for row in conn.execute(sa.select(table.c.id, column).where(column.isnot(None)).order_by(table.c.id)):
             try:
                 field.deserialize(_candidate(old_fdef, row[1]))
-            except Exception:  # noqa: BLE001 - any refusal by the new field means "cannot convert"
-                bad.append(row.id)
+            except Exception as exc:  # noqa: BLE001 - any refusal by the new field means "cannot convert"
                 if len(bad) >= MAX_OFFENDING_ROWS:
+                    more = True
                     break
+                bad.append(f"{row.id} ({_shown(old_fdef, row[1])}: {_reason(exc)})")
         if bad:
             index = next(i for i, f in enumerate(obj.doc.get("fields", [])) if f.get("name") == change.column)
+            if old_fdef.type != fdef.type:
+                key, target = "type", fdef.type
+            elif old_fdef.scale != fdef.scale:
+                key, target = "scale", f"{fdef.type} with scale {fdef.scale}"
+            else:
+                key, target = "precision", f"{fdef.type} with precision {fdef.precision}"
+
             issues.append(MetaIssue(
-                f"object/{name}", f"/fields/{index}/type",
-                f"existing data cannot become {fdef.type}: rows {', '.join(bad)}",
+                f"object/{name}", f"/fields/{index}/{key}",
+                f"field {change.column!r} of {name}: existing data cannot become {target}; "
+                f"rows {', '.join(bad)}{' and more' if more else ''}",
             ))
     return issues
+
+
+def _shown(fdef, raw) -> str:
+    text = str(schemas.from_storage(fdef, raw))
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
+def _reason(exc: Exception) -> str:
+    messages = getattr(exc, "messages", None)
+    if isinstance(messages, list) and messages:
+        return str(messages[0])
+    return "not convertible"
 
 
 def _candidate(old_fdef, raw):
@@ -135,7 +173,10 @@ def apply_change(
     bundle: Bundle,
     deletes: list[tuple[str, str]] | None = None,
     dry_run: bool = False,
+    expected: dict[tuple[str, str], str] | None = None,
 ) -> ApplyResult:
+    """`expected` maps (kind, name) to the document version the caller loaded ("absent" for a
+    document it creates, "*" for any existing one); checked under the apply lock."""
     if bundle.issues:
         raise MetadataInvalid(bundle.issues)
     deletes = deletes or []
@@ -145,6 +186,7 @@ def apply_change(
             conn = tx.conn
             metastore.lock_version(conn)
             live = metastore.load_registry(conn)
+            check_expected(live, expected or {})
             new, issues = validate_change(live, bundle.documents, deletes, bundle.sources)
             if issues:
                 raise MetadataInvalid(issues)
@@ -156,6 +198,8 @@ def apply_change(
             result["diff"] = diff
             result["version"] = live.version
             result["live"], result["new"] = live, new
+            touched = [(d["kind"], d["name"]) for d in bundle.documents] + list(deletes) + list(expected or {})
+            result["documents"] = {f"{k}/{n}": metastore.document_version(new.get(k, n)) for k, n in touched}
             if dry_run:
                 raise _DryRun()
             saved = convert_columns(conn, live, new, storage_diff)
@@ -169,10 +213,10 @@ def apply_change(
             result["version"] = metastore.write_documents(conn, changed, deletes, bundle.sources) \
                 if (changed or deletes or not storage_diff.empty) else live.version
     except _DryRun:
-        return ApplyResult(result["version"], False, result["diff"])
+        return ApplyResult(result["version"], False, result["diff"], result["documents"])
     runtime.invalidate()
     run_after_apply(runtime, result.get("live"), result.get("new"))
-    return ApplyResult(result["version"], True, result["diff"])
+    return ApplyResult(result["version"], True, result["diff"], result["documents"])
 
 
 def run_after_apply(runtime: Runtime, live: Registry | None, new: Registry | None) -> None:

@@ -5,6 +5,9 @@ Object tables are generated from metadata (see storage.py); these few are fixed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 from sqlalchemy import event
 
@@ -120,6 +123,47 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
 
 def create_system_tables(engine_or_conn) -> None:
     system_metadata.create_all(engine_or_conn)
+
+
+def insert_ignore(conn: sa.Connection, table: sa.Table, values: dict, keys: list[str]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING on both databases: a row that another server created at
+    the same moment is left as it is (read it afterwards). True if this call inserted it."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return conn.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)).rowcount == 1
+
+
+@contextmanager
+def boot_lock(engine: sa.Engine) -> Iterator[None]:
+    """Serialise initialising one database across processes (two servers or `metacrm init`s at
+    once): a PostgreSQL advisory lock, a file lock next to a SQLite file."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": BOOT_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": BOOT_LOCK_KEY})
+                conn.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.init-lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+BOOT_LOCK_KEY = 0x6D637262  # "mcrb": the one advisory lock key metacrm uses
 
 
 def is_database_unavailable(exc: BaseException) -> bool:

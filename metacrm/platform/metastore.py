@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import sqlalchemy as sa
@@ -9,6 +10,17 @@ import sqlalchemy as sa
 from ..metadata.registry import Registry
 from . import db
 from .clock import utcnow
+
+ABSENT = "absent"  # the version of a document that does not exist (a write with it creates only)
+
+
+def document_version(doc: dict | None) -> str:
+    """A document's version: a digest of its content, so any change to it (by any server or
+    path) makes every copy loaded before stale. Sent as the ETag and as `version`."""
+    if doc is None:
+        return ABSENT
+    canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:20]
 
 
 def current_version(conn: sa.Connection) -> int:
@@ -31,8 +43,9 @@ def lock_version(conn: sa.Connection) -> int:
         query = query.with_for_update()
     value = conn.execute(query).scalar()
     if value is None:
-        conn.execute(db.meta_state.insert().values(id=1, version=0, updated_at=utcnow()))
-        return 0
+        # A fresh database: create the row (another server may do so at the same moment), then lock it.
+        db.insert_ignore(conn, db.meta_state, {"id": 1, "version": 0, "updated_at": utcnow()}, ["id"])
+        value = conn.execute(query).scalar()
     return int(value)
 
 

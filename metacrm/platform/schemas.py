@@ -103,12 +103,36 @@ def _string(fdef: FieldDef, **kw) -> fields.Field:
     return fields.String(validate=[*validators, no_nul], **kw)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def typed_bound(fdef: FieldDef, value: Any) -> Any:
+    """A field's min / max as a value of the field's type (the JSON Schema checked its form)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        if fdef.type in ("decimal", "currency", "percent"):
+            return Decimal(str(value))
+        if fdef.type == "date":
+            return date.fromisoformat(str(value))
+        if fdef.type == "integer":
+            return int(value)
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    return None
+
+
 def marshmallow_field(fdef: FieldDef, role_names: list[str] | None = None) -> fields.Field:
     kw: dict[str, Any] = {"allow_none": not fdef.required, "required": False}
     ftype = fdef.type
     rng = []
-    if fdef.min is not None or fdef.max is not None:
-        rng = [validate.Range(min=fdef.min, max=fdef.max)]
+    low, high = typed_bound(fdef, fdef.min), typed_bound(fdef, fdef.max)
+    if ftype == "integer":
+        # Storage is a 64-bit integer: beyond it is bad input (400), not a database error (500).
+        low = INT64_MIN if low is None else max(low, INT64_MIN)
+        high = INT64_MAX if high is None else min(high, INT64_MAX)
+    if low is not None or high is not None:
+        rng = [validate.Range(min=low, max=high)]
     if ftype in ("text", "textarea"):
         return _string(fdef, **kw)
     if ftype == "email":
@@ -191,10 +215,12 @@ def fast_converter(fdef: FieldDef, field_: fields.Field) -> Any:
             return None if value is None and allow_none else DEFER
         return picklist
     if ftype == "integer":
-        low, high = fdef.min, fdef.max
+        low, high = typed_bound(fdef, fdef.min), typed_bound(fdef, fdef.max)
+        low = INT64_MIN if low is None else max(low, INT64_MIN)
+        high = INT64_MAX if high is None else min(high, INT64_MAX)
 
         def integer(value):
-            if value.__class__ is int and (low is None or value >= low) and (high is None or value <= high):
+            if value.__class__ is int and low <= value <= high:
                 return value
             return None if value is None and allow_none else DEFER
         return integer

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from ..metadata.bundle import Bundle, load_bundle
 from . import computed, db, outbox
 from .apply import apply_change
+from .clock import utcnow
 from .config import Config
 from .records import RecordService
 from .runtime import Runtime
@@ -51,13 +52,14 @@ def build_runtime(config: Config, engine: sa.Engine | None = None) -> Runtime:
 
 
 def secret_key(runtime: Runtime) -> str:
-    """A per-installation secret kept in the database when METACRM_SECRET_KEY is not set."""
+    """A per-installation secret kept in the database when METACRM_SECRET_KEY is not set.
+
+    Insert-or-ignore, then read: servers starting at once on a fresh database all end up with
+    the one key the first of them stored (a session one signed is valid on every other)."""
+    candidate = secrets.token_hex(32)
     with runtime.transaction() as tx:
-        value = tx.conn.execute(sa.select(db.setting.c.value).where(db.setting.c.key == "secret_key")).scalar()
-        if value is None:
-            value = secrets.token_hex(32)
-            tx.conn.execute(db.setting.insert().values(key="secret_key", value=value))
-    return value
+        db.insert_ignore(tx.conn, db.setting, {"key": "secret_key", "value": candidate}, ["key"])
+        return tx.conn.execute(sa.select(db.setting.c.value).where(db.setting.c.key == "secret_key")).scalar_one()
 
 
 def merge_bundles(*bundles: Bundle) -> Bundle:
@@ -72,9 +74,17 @@ def merge_bundles(*bundles: Bundle) -> Bundle:
 def initialise(runtime: Runtime, admin_password: str | None = None, with_defaults: bool = True) -> tuple[bool, str | None]:
     """Create the platform tables, apply the system (and default) metadata, create `admin`.
 
-    Returns (created_admin, generated_password). Safe to run again: nothing is duplicated.
+    Returns (created_admin, generated_password). Safe to run again, and at the same time from
+    several processes (serialised by db.boot_lock): nothing is duplicated.
     """
+    with db.boot_lock(runtime.engine):
+        return _initialise(runtime, admin_password, with_defaults)
+
+
+def _initialise(runtime: Runtime, admin_password: str | None, with_defaults: bool) -> tuple[bool, str | None]:
     db.create_system_tables(runtime.engine)
+    with runtime.transaction() as tx:
+        db.insert_ignore(tx.conn, db.meta_state, {"id": 1, "version": 0, "updated_at": utcnow()}, ["id"])
     bundles = [load_bundle(SYSTEM_BUNDLE)]
     if with_defaults:
         bundles.append(load_bundle(DEFAULT_BUNDLE))

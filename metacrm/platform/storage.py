@@ -233,6 +233,26 @@ class ColumnChange:
     column: str
     old_type: str
     new_type: str
+    # False when only the stored values change (a decimal's scale on SQLite): no DDL is needed.
+    ddl: bool = True
+
+    def as_dict(self) -> dict:
+        return {"table": self.table, "column": self.column, "old_type": self.old_type, "new_type": self.new_type}
+
+
+def decimal_scale(fdef: FieldDef) -> int:
+    return fdef.scale if fdef.scale is not None else 2
+
+
+def rescaled(old_obj: ObjectDef | None, column: sa.Column) -> bool:
+    """Whether a decimal column's scale differs from the live field's (the stored integers of
+    SQLite's scaled representation then need converting even though the column type is the same)."""
+    if old_obj is None or not isinstance(column.type, ExactDecimal):
+        return False
+    old_fdef = old_obj.all_fields.get(column.name)
+    if old_fdef is None or old_fdef.value_type not in ("decimal", "currency", "percent"):
+        return False
+    return decimal_scale(old_fdef) != column.type.scale
 
 
 @dataclass
@@ -251,7 +271,7 @@ class StorageDiff:
             "new_columns": [{"table": t, "column": c, "type": ty} for t, c, ty in self.new_columns],
             "restored_columns": [{"table": t, "column": c} for t, c in self.restored_columns],
             "archived_columns": [{"table": t, "column": c} for t, c in self.archived_columns],
-            "changed_columns": [vars(change) for change in self.changed_columns],
+            "changed_columns": [change.as_dict() for change in self.changed_columns],
             "new_indexes": [{"table": t, "column": c} for t, c in self.new_indexes],
             "dropped_indexes": [{"table": t, "index": i} for t, i in self.dropped_indexes],
         }
@@ -304,6 +324,14 @@ def plan_storage(conn: sa.Connection, old: Registry, new: Registry) -> StorageDi
                     diff.changed_columns.append(
                         ColumnChange(table.name, column.name, str(current), type_label(column, dialect))
                     )
+                elif rescaled(old_objects.get(name), column):
+                    # SQLite keeps decimals as scaled integers: the column type is the same, but
+                    # every stored value must be multiplied out (2000.00 at scale 2 is 200000).
+                    old_type = old_objects[name].all_fields[column.name]
+                    diff.changed_columns.append(ColumnChange(
+                        table.name, column.name, f"{type_label(column, dialect)} (scale {decimal_scale(old_type)})",
+                        f"{type_label(column, dialect)} (scale {column.type.scale})", ddl=False,
+                    ))
         for removed in set(old_fields) - set(otable.obj.fields):
             diff.archived_columns.append((table.name, removed))
         have = existing_indexes(conn, table.name)
@@ -352,7 +380,8 @@ def apply_storage(conn: sa.Connection, new: Registry, diff: StorageDiff) -> None
         ops.add_column(table_name, sa.Column(column.name, column.type, nullable=True))
     changes_by_table: dict[str, list[ColumnChange]] = {}
     for change in diff.changed_columns:
-        changes_by_table.setdefault(change.table, []).append(change)
+        if change.ddl:  # a rescaled SQLite decimal keeps its column; apply.convert_columns rewrites it
+            changes_by_table.setdefault(change.table, []).append(change)
     for table_name, changes in changes_by_table.items():
         table = by_table[table_name].table
         with ops.batch_alter_table(table_name) as batch:

@@ -91,7 +91,10 @@ def post(runtime: Any, payload: dict) -> dict:
         "X-Metacrm-Delivery": str(payload.get("_id")),
         "X-Metacrm-Event": str(payload.get("event") or ""),
     }
-    headers.update({str(k): str(v) for k, v in (payload.get("headers") or {}).items()})
+    # Metadata validation refuses CR / LF / NUL in header names and values; a payload queued
+    # before that rule (or written around it) still never splits a header.
+    headers.update({str(k): str(v) for k, v in (payload.get("headers") or {}).items()
+                    if not any(c in f"{k}{v}" for c in "\r\n\x00") and str(k).strip()})
     started = time.monotonic()
     status, error = None, None
     try:

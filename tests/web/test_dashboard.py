@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import pytest
 
 from metacrm.metadata.bundle import documents_bundle
 from metacrm.platform.apply import apply_change
 from metacrm.platform.records import RecordService
-from metacrm.platform.web import dashboard
+from metacrm.platform.web import dashboard, display
 from tests.conftest import make_user
 from tests.web.conftest import login, new_lead
 
@@ -86,6 +87,28 @@ def test_pipeline_chart_appears_with_opportunities(admin_client, system):
     system.create("opportunity", values)
     widget = re.search(r'data-widget="pipeline_by_stage".*?</section>', admin_client.get("/").text, re.DOTALL).group(0)
     assert "<svg" in widget and "1.5M" in widget and "1,500,000.00" in widget
+
+
+def test_pipeline_counts_open_opportunities_only_in_stage_order(admin_client, system):
+    registry = system.registry
+    if not registry.has_object("opportunity"):
+        pytest.skip("no opportunity object in this metadata")
+    stage = registry.object("opportunity").fields["stage"]
+    closed = [o["value"] for o in stage.options if o.get("is_closed")]
+    open_ = [o["value"] for o in stage.options if not o.get("is_closed")]
+    if not closed or len(open_) < 2:
+        pytest.skip("the stages have no closed stage")
+    account = system.create("account", {"name": "Pipeline order Co"})["id"]
+    for value, amount in [(open_[1], "200"), (open_[0], "100"), (closed[0], "900000")]:
+        extra = {"win_loss_reason": "price"} if value == "lost" else {}
+        system.create("opportunity", {"name": f"Deal {value}", "stage": value, "amount": amount, "account": account,
+                                      "close_date": "2030-01-01", **extra})
+    with admin_client.application.test_request_context("/"):
+        chart = dashboard.pipeline_by_stage(system)
+    labels = [display.option_label(stage, v) for v in open_[:2]]
+    assert chart["categories"] == labels  # the stage order, not the amount order, and no closed stage
+    assert display.option_label(stage, closed[0]) not in chart["categories"]
+    assert [Decimal(str(v)) for v in chart["series"][0]["values"]] == [100, 200]
 
 
 def test_widgets_plug_in_and_a_broken_one_does_not_break_the_page(admin_client, restore_widgets):

@@ -9,6 +9,7 @@ from ...metadata.model import label_text
 from ...metadata.schema import KINDS
 from ..apply import apply_change
 from ..errors import BadRequest, Forbidden, NotFound
+from ..metastore import document_version
 from ..security import Access
 from . import api, json_body, runtime
 
@@ -123,7 +124,7 @@ def list_documents(kind: str):
     docs = runtime().registry().of_kind(kind)
     if kind in ("object", "layout", "report") and not acc.is_admin:
         docs = [d for d in docs if acc.can(d["name"] if kind == "object" else d.get("object"), "read")]
-    return jsonify({"items": [_as_seen(kind, d, acc) for d in docs]})
+    return jsonify({"items": [{**_as_seen(kind, d, acc), "version": document_version(d)} for d in docs]})
 
 
 def _as_seen(kind: str, doc: dict, acc: Access) -> dict:
@@ -153,7 +154,44 @@ def get_document(kind: str, name: str):
     )
     if doc is None or not visible:
         raise NotFound(f"No {kind} named {name!r}.", code="unknown_document")
-    return jsonify(_as_seen(kind, doc, acc))
+    version = document_version(doc)
+    response = jsonify({**_as_seen(kind, doc, acc), "version": version})
+    response.headers["ETag"] = f'"{version}"'
+    return response
+
+
+def _if_match() -> str | None:
+    """The version an If-Match header names (one entity tag, weak or strong, or *)."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    value = header.strip()
+    if value == "*":
+        return value
+    value = value.removeprefix("W/")
+    if "," in value or len(value) < 2 or not (value.startswith('"') and value.endswith('"')):
+        raise BadRequest('If-Match must be one entity tag as GET returned it in ETag, e.g. "3f2a...".',
+                         code="bad_if_match")
+    return value[1:-1]
+
+
+def _pop_version(doc: dict, where: str) -> str | None:
+    """The `version` a document in a write carries (removed: it is not part of the document)."""
+    if "version" not in doc:
+        return None
+    version = doc.pop("version")
+    if not isinstance(version, str) or not version:
+        raise BadRequest(f"{where}/version must be the version string GET returned.", code="bad_version",
+                         path=f"{where}/version")
+    return version
+
+
+def _expect(expected: dict, key: tuple[str, str], *versions: str | None) -> None:
+    sent = {v for v in versions if v is not None}
+    if len(sent) > 1:
+        raise BadRequest("If-Match and the body's version name different versions.", code="bad_version")
+    if sent:
+        expected[key] = sent.pop()
 
 
 @api.put("/meta/<kind>/<name>")
@@ -167,20 +205,41 @@ def put_document(kind: str, name: str):
     doc.setdefault("name", name)
     if doc["kind"] != kind or doc["name"] != name:
         raise BadRequest("The document's kind and name must match the URL.", code="name_mismatch")
-    result = apply_change(runtime(), documents_bundle([doc]), dry_run=_dry_run())
-    return jsonify(result.as_dict())
+    expected: dict = {}
+    _expect(expected, (kind, name), _if_match(), _pop_version(doc, ""))
+    dry_run = _dry_run()
+    result = apply_change(runtime(), documents_bundle([doc]), dry_run=dry_run, expected=expected)
+    return _with_etag(result, f"{kind}/{name}")
 
 
 @api.delete("/meta/<kind>/<name>")
 def delete_document(kind: str, name: str):
     _kind(kind)
     require_metadata_admin(access())
-    result = apply_change(runtime(), documents_bundle([]), deletes=[(kind, name)], dry_run=_dry_run())
+    expected: dict = {}
+    _expect(expected, (kind, name), _if_match(), request.args.get("version") or None)
+    result = apply_change(runtime(), documents_bundle([]), deletes=[(kind, name)], dry_run=_dry_run(),
+                          expected=expected)
     return jsonify(result.as_dict())
 
 
+def _with_etag(result, key: str):
+    response = jsonify(result.as_dict())
+    version = (result.documents or {}).get(key)
+    if result.applied and version:
+        response.headers["ETag"] = f'"{version}"'
+    return response
+
+
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes"), ("", "0", "false", "no")
+
+
 def _dry_run() -> bool:
-    return request.args.get("dry_run", "").lower() in ("1", "true", "yes")
+    value = request.args.get("dry_run", "").strip().lower()
+    if value not in TRUE_WORDS + FALSE_WORDS:
+        raise BadRequest(f"dry_run must be true or false, not {request.args.get('dry_run')!r}.",
+                         code="bad_parameter", parameter="dry_run")
+    return value in TRUE_WORDS
 
 
 @api.post("/meta/apply")
@@ -197,6 +256,13 @@ def apply():
         isinstance(d, dict) and isinstance(d.get("kind"), str) and isinstance(d.get("name"), str) for d in deletes
     ):
         raise BadRequest('"delete" must be a list of {"kind", "name"}.', code="bad_bundle")
+    expected: dict = {}
+    for index, doc in enumerate(documents):
+        if isinstance(doc, dict):
+            doc = documents[index] = dict(doc)
+            _expect(expected, (str(doc.get("kind")), str(doc.get("name"))), _pop_version(doc, f"/documents/{index}"))
+    for index, item in enumerate(deletes):
+        _expect(expected, (item["kind"], item["name"]), _pop_version(dict(item), f"/delete/{index}"))
     result = apply_change(runtime(), documents_bundle(documents), [(d["kind"], d["name"]) for d in deletes],
-                          dry_run=_dry_run())
+                          dry_run=_dry_run(), expected=expected)
     return jsonify(result.as_dict())

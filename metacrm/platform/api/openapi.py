@@ -15,18 +15,23 @@ from flask import g, jsonify
 from ... import __version__
 from ...metadata.model import label_text
 from ...metadata.schema import KINDS
+from ..schemas import INT64_MAX, INT64_MIN, typed_bound
 from ..security import Access
 from . import api, runtime
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 ANY_OBJECT = {"type": "object"}
+# One warning of a save (a possible duplicate, a workflow action that failed...); more keys may follow.
+WARNING = {"type": "object", "required": ["code", "message"], "additionalProperties": True,
+           "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
 ERROR_TEXT = {
     "400": "invalid input (malformed JSON, wrong types, unknown fields, bad filter / sort / cursor)",
     "401": "no or bad credentials",
     "403": "not allowed",
     "404": "unknown object, record or name (or one the caller may not see)",
     "409": "conflict: stale version, blocked duplicate, claim lost, limit reached, not applicable",
+    "422": "a business rule refuses the change (overpayment, a plan that does not add up, more than is left to deliver)",
     "423": "the record is locked by a pending approval",
 }
 WRITE_METHODS = ("post", "put", "patch", "delete")
@@ -42,12 +47,11 @@ def json_schema_for(fdef, *, for_input: bool = False, role_names: list[str] | No
     elif vtype in ("decimal", "currency", "percent"):
         schema = {"type": "string", "format": "decimal", "pattern": DECIMAL_PATTERN}
     elif vtype == "integer":
-        schema = {"type": "integer"}
+        schema = {"type": "integer", "format": "int64"}
         if for_input:
-            if fdef.min is not None:
-                schema["minimum"] = fdef.min
-            if fdef.max is not None:
-                schema["maximum"] = fdef.max
+            low, high = typed_bound(fdef, fdef.min), typed_bound(fdef, fdef.max)
+            schema["minimum"] = INT64_MIN if low is None else max(low, INT64_MIN)
+            schema["maximum"] = INT64_MAX if high is None else min(high, INT64_MAX)
     elif vtype == "boolean":
         schema = {"type": "boolean"}
     elif vtype == "date":
@@ -79,6 +83,10 @@ def json_schema_for(fdef, *, for_input: bool = False, role_names: list[str] | No
             schema["maxLength"] = fdef.max_length
     if not (for_input and fdef.required):
         schema["nullable"] = True
+        if "enum" in schema:
+            # OpenAPI 3.0.3: nullable does not widen an enum; null must be one of its values, or
+            # typed clients refuse a record whose picklist is empty.
+            schema["enum"] = [*schema["enum"], None]
     elif schema["type"] == "string":
         schema["minLength"] = 1  # a required text may not be empty
     if fdef.label:
@@ -104,7 +112,8 @@ def object_schemas(obj, access: Access, role_names: list[str] | None = None) -> 
                 required.append(name)
         if fdef.polymorphic:
             props[f"{name}__object"] = {"type": "string", "nullable": True}
-    props["_warnings"] = {"type": "array", "description": "warnings of the save (create and update answers)"}
+    props["_warnings"] = {"type": "array", "items": WARNING,
+                          "description": "warnings of the save (create and update answers)"}
     record = {"type": "object", "properties": props, "required": ["id", "version"]}
     create = {"type": "object", "properties": {**inputs, "owner": {"type": "string"}}, "additionalProperties": False}
     if required:
@@ -295,7 +304,7 @@ def normalise(paths: dict, readable: list[str], pools: list[str]) -> None:
             responses = value.setdefault("responses", {})
             codes = ["400", "401", "403", "404"]
             if key in WRITE_METHODS:
-                codes += ["409", "423"]
+                codes += ["409", "422", "423"]
             if template == "/auth/token" and key == "post":
                 codes = ["400", "401"]
             for code in codes:

@@ -199,6 +199,20 @@ def _coerce_number(value: Any, kind: str) -> int | Decimal:
     return number
 
 
+MAX_DEPTH = 32  # all / any / not levels in one filter
+
+
+def _within_precision(field: FieldLike, value: Any) -> None:
+    """A decimal beyond the field's digits can match nothing and cannot be bound on SQLite (its
+    scaled integer passes 64 bits): refused, the same on both databases."""
+    precision = getattr(field, "precision", None) or 18
+    scale = getattr(field, "scale", None)
+    scale = 2 if scale is None else scale
+    for number in value if isinstance(value, tuple) else (value,):
+        if isinstance(number, Decimal) and number and number.adjusted() + 1 > precision - scale:
+            raise _BadValue(f"{number} is beyond the field's range (at most {precision - scale} digits before the point)")
+
+
 class _Parser:
     """Walks a filter once, collecting every problem rather than stopping at the first."""
 
@@ -210,9 +224,13 @@ class _Parser:
     def error(self, path: str, message: str) -> None:
         self.errors.append(FilterError(path, message))
 
-    def node(self, flt: object, path: str) -> Any:
+    def node(self, flt: object, path: str, depth: int = 0) -> Any:
         if not isinstance(flt, Mapping):
             self.error(path, "a filter must be a JSON object")
+            return None
+        if depth >= MAX_DEPTH:
+            # The same limit on both databases, well before Python's or the SQL compiler's own.
+            self.error(path, f"the filter is nested more than {MAX_DEPTH} levels deep")
             return None
         parts: list[Any] = []
         for key, arg in flt.items():
@@ -221,9 +239,9 @@ class _Parser:
                 if not isinstance(arg, list):
                     self.error(at, f'"{key}" takes a list of filters')
                     continue
-                parts.append(_Group(key, tuple(self.node(f, _pointer(at, i)) for i, f in enumerate(arg))))
+                parts.append(_Group(key, tuple(self.node(f, _pointer(at, i), depth + 1) for i, f in enumerate(arg))))
             elif key == "not":
-                parts.append(_Group("not", (self.node(arg, at),)))
+                parts.append(_Group("not", (self.node(arg, at, depth + 1),)))
             else:
                 parts.extend(self.field_condition(key, arg, at))
         return parts[0] if len(parts) == 1 else _Group("all", tuple(parts))
@@ -259,6 +277,8 @@ class _Parser:
             return None
         try:
             value = self.value(kind, op, arg, path)
+            if kind == "decimal" and op not in ("is_null", "changed") and op not in _DAYS:
+                _within_precision(self.fields[key], value)
         except _BadValue as exc:
             self.error(path, str(exc))
             return None
@@ -317,16 +337,18 @@ def _checked(flt: object, fields: Mapping[str, FieldLike], allow_changed: bool) 
 # --- inspection ---------------------------------------------------------------------
 
 
-def referenced_fields(flt: object) -> set[str]:
+def referenced_fields(flt: object, depth: int = 0) -> set[str]:
     """Field names a filter mentions (unvalidated), e.g. to know which changes can affect it."""
     found: set[str] = set()
+    if depth > MAX_DEPTH:
+        return found
     if isinstance(flt, Mapping):
         for key, arg in flt.items():
             if key in ("all", "any") and isinstance(arg, list):
                 for child in arg:
-                    found |= referenced_fields(child)
+                    found |= referenced_fields(child, depth + 1)
             elif key == "not":
-                found |= referenced_fields(arg)
+                found |= referenced_fields(arg, depth + 1)
             elif isinstance(key, str):
                 found.add(key)
     return found

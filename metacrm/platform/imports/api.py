@@ -16,10 +16,18 @@ from .run import DEFAULT_BATCH, import_parsed, prepare
 routes = Routes()
 
 TRUE = ("1", "true", "yes", "on")
+FALSE = ("", "0", "false", "no", "off")
 
 
-def _flag(value) -> bool:
-    return value is True or (isinstance(value, (str, int)) and str(value).lower() in TRUE)
+def _flag(value, name: str) -> bool:
+    """A yes/no option; anything else is refused (dry_run=maybe must not run a real import)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text not in TRUE + FALSE:
+        raise BadRequest(f"{name} must be true or false, not {str(value)[:40]!r}.", code="bad_parameter",
+                         fields={name: ["Not true or false."]})
+    return text in TRUE
 
 
 def _upload() -> tuple[bytes, str | None]:
@@ -43,7 +51,7 @@ def import_records(object_name: str):
     check_text([values for _, values in parsed.rows if isinstance(values, dict)], "The file")
     options = {**parsed.options, **{k: v for k, v in request.args.items()}}
     key = options.get("key") or None
-    dry_run = _flag(options.get("dry_run"))
+    dry_run = _flag(options.get("dry_run"), "dry_run")
     try:
         batch_size = int(options.get("batch_size") or DEFAULT_BATCH)
     except (TypeError, ValueError):
@@ -51,7 +59,7 @@ def import_records(object_name: str):
     rt = runtime()
     prepare(RecordService(rt, g.principal, source="import"), object_name, parsed, key)
     asked = options.get("async")
-    background = _flag(asked) if asked is not None else len(parsed.rows) > ASYNC_THRESHOLD
+    background = _flag(asked, "async") if asked is not None else len(parsed.rows) > ASYNC_THRESHOLD
     if background:
         job_id = start_job(rt, g.principal, object_name, parsed, key=key, dry_run=dry_run,
                            batch_size=batch_size)

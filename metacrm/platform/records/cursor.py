@@ -7,10 +7,10 @@ from __future__ import annotations
 import base64
 import json
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from marshmallow import ValidationError
 
 from ...metadata.model import FieldDef
 from .. import schemas
@@ -70,22 +70,33 @@ def decode_cursor(cursor: str, order: list[tuple[str, bool]], fields: dict[str, 
         if not isinstance(values, list) or len(values) != len(order):
             raise ValueError("shape")
         return [parse_cursor_value(fields[name], value) for (name, _), value in zip(order, values)]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, ArithmeticError, RecursionError, ValidationError):
         raise BadRequest("The cursor is not valid for this list (sort changed?).", code="bad_cursor") from None
 
 
 def parse_cursor_value(fdef: FieldDef, value: Any) -> Any:
     if value is None:
         return None
+    # A cursor comes from the client: every value is checked as strictly as the field's own
+    # input (a crafted one is a 400 bad_cursor, never a value the database cannot bind).
     vtype = fdef.value_type
+    if isinstance(value, (dict, list)):
+        raise TypeError("not a scalar")
     if vtype in ("decimal", "currency", "percent"):
-        return Decimal(str(value))
+        return schemas.ExactDecimalField(scale=fdef.scale if fdef.scale is not None else 2,
+                                         precision=fdef.precision or 18).deserialize(value)
     if vtype == "datetime":
         return datetime.fromisoformat(str(value).replace("Z", ""))
     if vtype == "date":
         return date.fromisoformat(str(value))
     if vtype == "integer":
-        return int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not schemas.INT64_MIN <= value <= schemas.INT64_MAX:
+            raise ValueError("not a 64-bit integer")
+        return value
     if vtype == "boolean":
-        return bool(value)
-    return str(value)
+        if not isinstance(value, bool):
+            raise ValueError("not a boolean")
+        return value
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError("not a string")
+    return value

@@ -52,10 +52,10 @@ def reindex(runtime, *, only_stale: bool = True, objects: list[str] | None = Non
             if only_stale and stored == sig:
                 continue
             done[obj.name] = index.reindex_object(tx.conn, obj, compiled.tables[obj.name])
-            if stored is None:
-                tx.conn.execute(db.setting.insert().values(key=key, value=sig))
-            else:
-                tx.conn.execute(db.setting.update().where(db.setting.c.key == key).values(value=sig))
+            # Insert-or-ignore then update: two servers indexing a fresh database at once both succeed.
+            if stored is None and db.insert_ignore(tx.conn, db.setting, {"key": key, "value": sig}, ["key"]):
+                continue
+            tx.conn.execute(db.setting.update().where(db.setting.c.key == key).values(value=sig))
     return done
 
 
@@ -100,7 +100,8 @@ FEATURE = Feature("search", api=api.routes, pages=pages.routes, nav=pages.NAV, t
 
 def register(runtime) -> None:
     try:
-        index.ensure(runtime.engine)
+        with db.boot_lock(runtime.engine):  # servers starting at once must not race the DDL
+            index.ensure(runtime.engine)
     except sa.exc.OperationalError:  # no database yet (`metacrm metadata validate`): init creates it
         log.debug("search index not created", exc_info=True)
     runtime.hooks.register("after_save", _after_save, name="search.index", order=40)

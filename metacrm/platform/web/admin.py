@@ -17,7 +17,8 @@ from ...metadata.bundle import documents_bundle
 from ...metadata.model import NAME_RE, SYSTEM_FIELD_NAMES, label_text
 from ...metadata.schema import KINDS
 from ..apply import ApplyResult, apply_change
-from ..errors import BadRequest, Forbidden, MetadataInvalid, NotFound
+from ..errors import BadRequest, Forbidden, MetadataInvalid, NotFound, StaleVersion
+from ..metastore import ABSENT, document_version
 from .core import current_access, current_service, notify, page, redirect_to, render_page, runtime
 from .forms import default_layout_doc
 from .i18n import current_locale, t
@@ -45,6 +46,30 @@ def slug(text: str) -> str:
     if text and not text[0].isalpha():
         text = f"f_{text}"
     return text[:63]
+
+
+def _stale_issues(exc: StaleVersion) -> list[dict]:
+    """Someone else applied a change to a document since this form loaded it: nothing was changed."""
+    return [{"document": item["document"], "path": "/", "message": t("admin.stale_version")}
+            for item in exc.extra.get("stale", [])] or [{"document": "", "path": "/", "message": t("admin.stale_version")}]
+
+
+def _form_versions() -> dict[tuple[str, str], str]:
+    """The document versions a form loaded (hidden `versions`: {"kind/name": version})."""
+    try:
+        sent = json.loads(request.form.get("versions") or "{}")
+    except ValueError:
+        raise BadRequest(t("admin.bad_versions")) from None
+    if not isinstance(sent, dict) or not all(isinstance(k, str) and "/" in k and isinstance(v, str)
+                                             for k, v in sent.items()):
+        raise BadRequest(t("admin.bad_versions"))
+    return {tuple(key.split("/", 1)): version for key, version in sent.items()}
+
+
+def versions_of(keys) -> str:
+    """The hidden `versions` value for documents as this request sees them live."""
+    registry = current_service().registry
+    return json.dumps({f"{k}/{n}": document_version(registry.get(k, n)) for k, n in keys}, sort_keys=True)
 
 
 def _issues(exc: MetadataInvalid) -> list[dict]:
@@ -98,9 +123,11 @@ def admin_object_create():
                         "required": True, "max_length": 200, "indexed": True}],
         }
         try:
-            apply_change(runtime(), documents_bundle([doc]))
+            apply_change(runtime(), documents_bundle([doc]), expected={("object", name): ABSENT})
         except MetadataInvalid as exc:
             issues = _issues(exc)
+        except StaleVersion:
+            errors["name"] = t("admin.object_exists")
         else:
             notify(t("admin.object_created", name=name))
             return redirect_to("web.admin_object", name=name)
@@ -126,6 +153,7 @@ def _object_context(name: str, **extra: Any) -> dict:
                 new_layout=url_for("web.admin_document", kind="layout", name=f"{name}_default", new=1)
                 if not layouts else None,
                 values=extra.pop("values", {"add_layout": "on", "add_list": "on"}),
+                versions=extra.pop("versions", None) or versions_of([("object", name)]),
                 errors=extra.pop("errors", {}), issues=extra.pop("issues", []), **extra)
 
 
@@ -188,6 +216,8 @@ def admin_field_add(name: str):
     for flag in ("required", "add_layout", "add_list"):
         values[flag] = "on" if form.get(flag) else ""
     errors: dict[str, str] = {}
+    expected = _form_versions()
+    loaded = request.form.get("versions") or None
     field = build_field(values, errors, obj)
     issues: list[dict] = []
     if field is not None:
@@ -204,14 +234,18 @@ def admin_field_add(name: str):
             if changed != layout:
                 documents.append(changed)
         try:
-            apply_change(runtime(), documents_bundle(documents))
+            apply_change(runtime(), documents_bundle(documents), expected=expected)
         except MetadataInvalid as exc:
             issues = _issues(exc)
+        except StaleVersion as exc:
+            # The page now shows the object as it is; submitting again adds the field to that.
+            issues, loaded = _stale_issues(exc), None
         else:
             notify(t("admin.field_added", name=field["name"]))
             return redirect_to("web.admin_object", name=name)
-    return render_page("admin/object.html", 400, **_object_context(name, values=values, errors=errors,
-                                                                     issues=issues))
+    status = 409 if issues and issues[0]["message"] == t("admin.stale_version") else 400
+    return render_page("admin/object.html", status, **_object_context(name, values=values, errors=errors,
+                                                                        issues=issues, versions=loaded))
 
 
 # --- the metadata editor ------------------------------------------------------------------------
@@ -256,7 +290,8 @@ def _storage_lines(storage: dict) -> list[str]:
     out += [f"+ column {c['table']}.{c['column']} ({c['type']})" for c in storage.get("new_columns", [])]
     out += [f"+ restored column {c['table']}.{c['column']}" for c in storage.get("restored_columns", [])]
     out += [f"- archived column {c['table']}.{c['column']}" for c in storage.get("archived_columns", [])]
-    out += [f"~ column {c.get('table')}.{c.get('column')}" for c in storage.get("changed_columns", [])]
+    out += [f"~ column {c.get('table')}.{c.get('column')} ({c.get('old_type')} → {c.get('new_type')})"
+            for c in storage.get("changed_columns", [])]
     out += [f"+ index {c['table']}.{c['column']}" for c in storage.get("new_indexes", [])]
     return out
 
@@ -278,13 +313,16 @@ def _parse_bundle(text: str) -> tuple[list, list[tuple[str, str]]]:
     return [body], []
 
 
-def _run(documents: list, deletes: list[tuple[str, str]], action: str) -> dict:
+def _run(documents: list, deletes: list[tuple[str, str]], action: str,
+         expected: dict[tuple[str, str], str] | None = None) -> dict:
     """Validate (and, for `apply`, apply). The template context for the outcome."""
     try:
         result: ApplyResult = apply_change(runtime(), documents_bundle(documents), deletes,
-                                           dry_run=action != "apply")
+                                           dry_run=action != "apply", expected=expected)
     except MetadataInvalid as exc:
         return {"issues": _issues(exc), "status": 400}
+    except StaleVersion as exc:
+        return {"issues": _stale_issues(exc), "status": 409, "stale": True}
     diff = result.diff
     docs = diff.get("documents", {})
     storage = _storage_lines(diff.get("storage", {}))
@@ -307,20 +345,27 @@ def admin_metadata():
                  "href": url_for("web.admin_document", kind=kind, name=d["name"])} for d in docs]})
     text = request.form.get("document", "") if request.method == "POST" else ""
     outcome: dict[str, Any] = {"status": 200}
+    versions = None
     if request.method == "POST":
         action = request.form.get("_action", "preview")
         try:
             documents, deletes = _parse_bundle(text)
+            # A preview records the versions it was made against; applying after it is refused if
+            # any of those documents changed in between (someone else's apply).
+            expected = _form_versions()
         except BadRequest as exc:
             outcome = {"issues": [{"document": "", "path": "/", "message": exc.message}], "status": 400}
         else:
-            outcome = _run(documents, deletes, action)
+            outcome = _run(documents, deletes, action, expected)
+            keys = [(str(d.get("kind")), str(d.get("name"))) for d in documents if isinstance(d, dict)] + deletes
+            versions = versions_of(keys) if action != "apply" and "result" in outcome else None
             if action == "apply" and "result" in outcome:
                 notify(t("admin.applied", version=outcome["result"].version) if not outcome["unchanged"]
                        else t("admin.no_changes"))
                 return redirect_to("web.admin_metadata")
     status = outcome.pop("status")
-    return render_page("admin/metadata.html", status, kinds=kinds, text=text, **outcome,
+    outcome.pop("stale", None)
+    return render_page("admin/metadata.html", status, kinds=kinds, text=text, **outcome, versions=versions,
                        action=url_for("web.admin_metadata"), single=None)
 
 
@@ -340,27 +385,31 @@ def admin_document(kind: str, name: str):
             else:
                 raise NotFound(f"No {kind} named {name!r}.", code="unknown_document")
         return render_page("admin/document.html", kind=kind, name=name, text=_pretty(live), exists=name and
-                           registry.get(kind, name) is not None, back=_back(kind, live))
+                           registry.get(kind, name) is not None, back=_back(kind, live),
+                           versions=versions_of([(kind, name)]))
     text = request.form.get("document", "")
     action = request.form.get("_action", "preview")
     outcome: dict[str, Any]
     doc = None
+    versions = request.form.get("versions") or None
     try:
         documents, _ = _parse_bundle(text)
         doc = documents[0] if len(documents) == 1 else None
         if not isinstance(doc, dict) or doc.get("kind") != kind or doc.get("name") != name:
             raise BadRequest(t("admin.name_mismatch", kind=kind, name=name))
+        expected = _form_versions()
     except BadRequest as exc:
         outcome = {"issues": [{"document": f"{kind}/{name}", "path": "/", "message": exc.message}], "status": 400}
     else:
-        outcome = _run([doc], [], action)
+        outcome = _run([doc], [], action, expected)
         if action == "apply" and "result" in outcome:
             notify(t("admin.applied", version=outcome["result"].version) if not outcome["unchanged"]
                    else t("admin.no_changes"))
             return redirect_to("web.admin_document", kind=kind, name=name)
     status = outcome.pop("status")
+    outcome.pop("stale", None)
     return render_page("admin/document.html", status, kind=kind, name=name, text=text, exists=live is not None,
-                       back=_back(kind, doc if isinstance(doc, dict) else live or {}), **outcome)
+                       back=_back(kind, doc if isinstance(doc, dict) else live or {}), versions=versions, **outcome)
 
 
 def _back(kind: str, doc: dict) -> str:

@@ -170,8 +170,12 @@ def pop_notices() -> list[dict]:
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """Only local paths: never send a user to another site after login."""
+    """Only local paths: never send a user to another site after login, and never a control
+    character (CR / LF would split the Location header; browsers drop tabs and can read
+    "/<tab>/evil" as "//evil")."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target) or len(target) > 2000:
         return default
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:

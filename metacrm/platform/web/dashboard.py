@@ -144,7 +144,8 @@ def leads_by_status(service: RecordService) -> dict | None:
 
 
 def pipeline_by_stage(service: RecordService) -> dict | None:
-    """Open amount per stage, if the metadata has an opportunity with a stage picklist."""
+    """Open amount per stage (stages marked `is_closed` left out: the pipeline is what is still
+    open), in the stages' metadata order, if the metadata has an opportunity with a stage picklist."""
     registry = service.registry
     if not registry.has_object("opportunity"):
         return None
@@ -154,10 +155,12 @@ def pipeline_by_stage(service: RecordService) -> dict | None:
                    and obj.fields[f].value_type in ("currency", "decimal")), None)
     if stage is None or stage.type != "picklist":
         return None
-    rows = aggregate(service, "opportunity", ["stage"], measure=amount)
+    closed = [opt["value"] for opt in stage.options if opt.get("is_closed")]
+    rows = aggregate(service, "opportunity", ["stage"], measure=amount,
+                     filter={"stage": {"nin": closed}} if closed else None)
     if rows is None:
         return None
-    stages = _ordered_values(service, "opportunity", "stage", {r["stage"] for r in rows})
+    stages = _ordered_values(service, "opportunity", "stage", {r["stage"] for r in rows} - set(closed))
     values = {r["stage"]: r["value"] for r in rows}
     return {"type": "bars", "title": t("dash.pipeline_by_stage"), "format": "money" if amount else "count",
             "categories": [label for _, label in stages],

@@ -86,7 +86,7 @@ def record_new(object_name: str):
                 raise
             form = forms.build_form(service, obj, layout, creating=True, posted=request.form)
             form.record_type = record_type
-            form.errors.append(exc.message)
+            form.errors.append(error_text(service, exc))
             forms.attach_errors(form, exc.fields or {})
             status = exc.status
         else:
@@ -103,6 +103,19 @@ def record_new(object_name: str):
         cancel=url_for("web.record_list", object_name=obj.name),
         type_links=[(rt, display.humanise(rt), url_for("web.record_new", object_name=obj.name, record_type=rt))
                     for rt in obj.record_types] if choose_type else [])
+
+
+def error_text(service: RecordService, exc: CrmError) -> str:
+    """An error in the user's language: a feature may register a text for its error codes in
+    runtime.extensions["web_error_texts"] (code -> fn(service, exc, locale)), e.g. approval's
+    approval_required naming the process by its label; otherwise the error's own message."""
+    text_for = (runtime().extensions.get("web_error_texts") or {}).get(exc.code)
+    if text_for is not None:
+        try:
+            return text_for(service, exc, current_locale())
+        except Exception:  # noqa: BLE001 - a broken text must not hide the error itself
+            return exc.message
+    return exc.message
 
 
 @page("/records/<object_name>/<record_id>/edit", methods=("GET", "POST"))
@@ -150,7 +163,7 @@ def record_edit(object_name: str, record_id: str):
                 raise
             form = forms.build_form(service, obj, layout, creating=False, record=record, posted=request.form)
             form.version = version
-            form.errors.append(exc.message)
+            form.errors.append(error_text(service, exc))
             status = exc.status
         else:
             notify(t("flash.saved"))

@@ -51,18 +51,29 @@ class Layout:
 
 def choose_layout_doc(service: RecordService, obj: ObjectDef, record_type: str | None) -> dict | None:
     """The first layout that applies to this record type and one of the user's roles
-    (a specific match beats `*`)."""
+    (a specific match beats `*`).
+
+    A layout names the roles it is for: an admin gets one meant for another role only when no
+    layout applies to the admin's own roles or to everyone (admins may see every layout, but
+    the finance layout must not take over the admin's form). Without a record type (a list of
+    all records), a layout for every record type beats one for a single type."""
     roles = set(service.principal.roles)
-    best, best_score = None, -1
+    best, best_score = None, (-1, -1)
     for doc in service.registry.layouts(obj.name):
         applies = doc.get("applies_to") or {}
         doc_roles = applies.get("roles") or ["*"]
         doc_types = applies.get("record_types") or ["*"]
-        role_ok = "*" in doc_roles or bool(roles & set(doc_roles)) or service.access.is_admin
-        type_ok = "*" in doc_types or record_type is None or record_type in doc_types
-        if not (role_ok and type_ok):
+        mine = "*" in doc_roles or bool(roles & set(doc_roles))
+        if not (mine or service.access.is_admin):
             continue
-        score = (0 if "*" in doc_roles else 2) + (0 if "*" in doc_types or record_type is None else 1)
+        if not ("*" in doc_types or record_type is None or record_type in doc_types):
+            continue
+        role_score = 2 if roles & set(doc_roles) else 1 if "*" in doc_roles else 0
+        if record_type is not None:
+            type_score = 0 if "*" in doc_types else 1  # made for this record type
+        else:  # a list of every type: the layout covering the most types (all of them best)
+            type_score = len(obj.record_types or []) + 1 if "*" in doc_types else len(set(doc_types))
+        score = (role_score, type_score)
         if score > best_score:
             best, best_score = doc, score
     return best

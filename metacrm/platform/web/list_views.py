@@ -161,11 +161,15 @@ def _reverse(order: list[tuple[str, bool]]) -> str:
 def _list_page(object_name: str, deleted: bool):
     service = current_service()
     obj = _object(service, object_name)
-    layout = forms.layout_for(service, obj)
+    args = request.args
+    # ?record_type=: that type's records, with that type's layout (its list_columns and filters).
+    record_type = args.get("record_type") if args.get("record_type") in (obj.record_types or []) else None
+    layout = forms.layout_for(service, obj, record_type)
     visible = _visible_fields(service, obj)
     locale = current_locale()
-    args = request.args
     flt, controls, extra = build_filter(service, obj, layout, args)
+    if record_type is not None:
+        flt = {"all": [flt, {"record_type": record_type}]} if flt else {"record_type": record_type}
     sort = _sort(args, layout, visible, deleted)
     order = parse_sort(sort, visible)
     columns = list(layout.list_columns)

@@ -18,7 +18,7 @@ need it too (they have no acting user).
 
 from __future__ import annotations
 
-from . import analytics, commission, leads, opportunities, orders, payments
+from . import analytics, campaigns, commission, deliveries, leads, opportunities, orders, payments, scoring
 
 MANIFEST = {
     "name": "lead_to_cash",
@@ -29,9 +29,9 @@ MANIFEST = {
     "permissions": ["elevated"],
     "hooks": {
         "before_save": ["lead", "opportunity", "quote", "quote_line", "contract", "contract_amendment", "order",
-                        "order_line", "payment_plan", "instalment", "payment", "quota"],
-        "after_save": ["lead_priority_rule", "activity", "order", "order_line", "instalment", "payment",
-                       "quota"],
+                        "order_line", "delivery", "delivery_line", "payment_plan", "instalment", "payment", "quota"],
+        "after_save": ["campaign_task", "lead_priority_rule", "activity", "opportunity", "order", "order_line",
+                       "instalment", "payment", "quota", "delivery_line"],
     },
     "record_actions": {"lead": ["convert"], "order": ["release_credit"], "commission_plan": ["recompute"]},
     "jobs": ["rescore_key_leads", "stalled_opportunities", "overdue_instalments"],
@@ -42,14 +42,19 @@ WRITES = ["create", "update", "delete", "restore"]
 
 
 def setup(ctx) -> None:
+    # L1 campaigns
+    ctx.after_save("campaign_task", campaigns.task_after_save, ops=WRITES)
     # L2 leads
+    ctx.before_save("lead", scoring.score_hook, order=140, ops=SAVE)
     ctx.before_save("lead", leads.key_lead_hook, order=150, ops=SAVE)
+    ctx.after_save("activity", scoring.follow_up_after_save, ops=WRITES)
     ctx.after_save("lead_priority_rule", leads.priority_rule_changed, ops=WRITES)
     ctx.record_action("lead", "convert", leads.convert_action, label={"en": "Convert", "zh-CN": "转化"})
     ctx.job("rescore_key_leads", leads.rescore_job)
     # L4 opportunities and quotes
     ctx.before_save("opportunity", opportunities.opportunity_hook, order=150, ops=SAVE)
     ctx.after_save("activity", opportunities.follow_up_hook, ops=SAVE)
+    ctx.after_save("opportunity", opportunities.won_hook, ops=SAVE)
     ctx.job("stalled_opportunities", opportunities.stalled_job)
     ctx.before_save("quote", opportunities.quote_hook, order=150, ops=SAVE)
     ctx.before_save("quote_line", opportunities.quote_line_hook, order=150, ops=WRITES)
@@ -60,11 +65,15 @@ def setup(ctx) -> None:
     ctx.after_save("order", orders.order_after_save, ops=WRITES)
     ctx.before_save("order_line", orders.order_line_hook, order=150, ops=SAVE)
     ctx.after_save("order_line", orders.order_line_after_save, ops=WRITES)
+    ctx.before_save("delivery", deliveries.delivery_hook, order=150, ops=SAVE)
+    ctx.before_save("delivery_line", deliveries.delivery_line_hook, order=150, ops=["create", "update", "restore"])
+    ctx.after_save("delivery_line", deliveries.delivery_line_after_save, ops=WRITES)
     ctx.record_action("order", "release_credit", orders.release_credit_action, permission="credit.release",
                       label={"en": "Release credit", "zh-CN": "信用放行"})
     # L6 payments, credit, commission
     ctx.before_save("payment_plan", payments.payment_plan_hook, order=150, ops=SAVE)
     ctx.before_save("instalment", payments.instalment_hook, order=150, ops=["create", "update", "restore"])
+    ctx.before_save("instalment", payments.active_plan_guard, order=160, ops=WRITES)
     ctx.after_save("instalment", payments.instalment_after_save, ops=WRITES)
     ctx.before_save("payment", payments.payment_hook, order=150, ops=SAVE)
     ctx.after_save("payment", payments.payment_after_save, ops=WRITES)

@@ -320,8 +320,10 @@ def write_lines(system, conn, rep: str, keys: Iterable[str], desired: dict[str, 
     for source_key, values in desired.items():
         current = by_key.get(source_key)
         if current is None:
-            system.create("commission_line", to_input(system, "commission_line",
-                                                      dict(values, source_key=source_key, owner=rep)))
+            # line_key is unique over live lines: two transactions recomputing the same rep's
+            # period can not both add the commission of one payment
+            system.create("commission_line", to_input(system, "commission_line", dict(
+                values, source_key=source_key, line_key=f"{rep}|{source_key}", owner=rep)))
             continue
         changes = {}
         for name in COMPARED:

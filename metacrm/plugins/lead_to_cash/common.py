@@ -9,11 +9,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ...platform.errors import CrmError
 from ...platform.records import RecordService
 
 PLUGIN = "lead_to_cash"
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
+
+
+class Unprocessable(CrmError):
+    """A well-formed request the money rules refuse (overpayment, a plan that does not add up): 422."""
+
+    status = 422
+    code = "unprocessable"
 
 
 def money(value: Any) -> Decimal:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from ...platform.clock import utcnow
+from ...platform.clock import today, utcnow
 from ...platform.errors import BadRequest, Conflict, NotFound
+from . import scoring
 from .common import rows, system_on, system_service, to_input, tx_cache
+
+CONVERTED_CLOSE_DAYS = 90  # a converted lead's opportunity is expected to close within a quarter
 
 CLOSED_LEAD_STATUSES = ("converted", "disqualified")
 
@@ -43,7 +47,9 @@ def key_lead_hook(ctx) -> None:
     relevant = ("product_line", "region", "industry", "score")
     if ctx.op == "update" and not any(ctx.changed(name) for name in relevant) and not ctx.options.get("rescore"):
         return
-    ctx.record["is_key_lead"] = any(rule_matches(rule, ctx.record) for rule in _active_rules(ctx))
+    doc = tx_cache(ctx.tx).get("lead_scoring")
+    ctx.record["is_key_lead"] = scoring.is_key(doc, ctx.record) or any(
+        rule_matches(rule, ctx.record) for rule in _active_rules(ctx))
 
 
 def priority_rule_changed(ctx) -> None:
@@ -52,21 +58,33 @@ def priority_rule_changed(ctx) -> None:
 
 
 def rescore_job(runtime) -> str:
-    """Re-evaluate open leads after priority rules change (set the flag where it differs)."""
+    """Re-score open leads (recency decays with time) and re-apply the priority rules after
+    they change: a lead is saved through the write path only where its score or flag differs."""
     service = system_service(runtime)
+    doc = scoring.scoring_doc(service.registry)
     with runtime.reading() as conn:
         rules = rows(service, conn, "lead_priority_rule", service.table("lead_priority_rule").c.active.is_(True))
         table = service.table("lead")
-        leads = rows(service, conn, "lead", table.c.status.not_in(CLOSED_LEAD_STATUSES),
-                     columns=["id", "product_line", "region", "industry", "score", "is_key_lead"])
-    changed = 0
+        leads = rows(service, conn, "lead", table.c.status.not_in(CLOSED_LEAD_STATUSES))
+        counts = scoring.follow_up_counts(service, conn, doc, [lead["id"] for lead in leads]) if doc else {}
+    changed, rescored = 0, 0
+    as_of = today()
     for lead in leads:
-        wanted = any(rule_matches(rule, lead) for rule in rules)
+        values = {}
+        if doc is not None:
+            score = scoring.compute(doc, lead, counts.get(lead["id"], 0), as_of)["score"]
+            if score != lead.get(doc["score_field"]):
+                values[doc["score_field"]] = score
+        probe = dict(lead, **values)
+        wanted = scoring.is_key(doc, probe) or any(rule_matches(rule, probe) for rule in rules)
         if bool(lead.get("is_key_lead")) != wanted:
-            service.system_update("lead", lead["id"], {"is_key_lead": wanted}, action="update",
-                                  note="lead priority rules re-applied")
+            values["is_key_lead"] = wanted
             changed += 1
-    return f"{changed} of {len(leads)} open leads changed key-lead flag"
+        if values:
+            rescored += doc is not None and doc["score_field"] in values
+            service.system_update("lead", lead["id"], values, action="update",
+                                  note="lead score and priority rules re-applied")
+    return f"{changed} of {len(leads)} open leads changed key-lead flag, {rescored} re-scored"
 
 
 # --- conversion -------------------------------------------------------------------------
@@ -195,6 +213,9 @@ def convert_action(service, record: dict, params: dict) -> dict:
             if owner and "owner" in {f.name for f in service.writable_fields(tobj, True)[0]}:
                 values["owner"] = owner  # explicit, so a pool entry rule does not take the new record
             values.update(overrides.get(tname) or {})
+            if tname == "opportunity" and "close_date" in tobj.fields and not values.get("close_date"):
+                # a close date (a quarter out) so the new deal enters the forecast at once
+                values["close_date"] = (today() + timedelta(days=CONVERTED_CLOSE_DAYS)).isoformat()
             if tobj.name_field and not values.get(tobj.name_field):
                 values[tobj.name_field] = lead.get(source_obj.name_field) or lead["id"]
             existing = None

@@ -144,6 +144,10 @@ def order_hook(ctx) -> None:
     if status == "returned" and ctx.changed("status") and record.get("returned_on") is None:
         record["returned_on"] = today()
     entering = status in COMMITTED and (ctx.op == "create" or before not in COMMITTED)
+    if entering and (contract is None or contract.get("status") != "active"):
+        shown = "no contract" if contract is None else f"its contract is {contract.get('status')}"
+        raise Conflict(f"An order is confirmed only against an active contract ({shown}).",
+                       code="contract_not_active", fields={"contract": ["Needs an active contract."]})
     if entering and not record.get("credit_released") and record.get("account"):
         account = fetch(ctx, ctx.conn, "account", record["account"])
         limit = account.get("credit_limit") if account else None
@@ -204,6 +208,9 @@ def order_line_hook(ctx) -> None:
     if delivered > quantity:
         raise ValidationFailed("Delivered quantity exceeds the ordered quantity.",
                                fields={"delivered_qty": [f"At most {quantity}."]})
+    from .deliveries import check_line_quantities
+
+    check_line_quantities(record)
     if ctx.changed("delivered_qty") and delivered and not ctx.changed("delivered_on"):
         record["delivered_on"] = today()
 

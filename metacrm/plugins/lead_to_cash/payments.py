@@ -8,8 +8,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from ...platform.clock import today
-from ...platform.errors import ValidationFailed
-from .common import CENT, ZERO, fetch, money, rows, system_for, system_service
+from ...platform.errors import Conflict, ValidationFailed
+from .common import CENT, ZERO, Unprocessable, fetch, money, rows, system_for, system_service
 
 AGING_BUCKETS = ("not_due", "0-30", "31-60", "61-90", "90+")
 
@@ -35,7 +35,8 @@ def bucket_for_days(days: int) -> str:
 
 
 def payment_plan_hook(ctx) -> None:
-    """before_save on payment_plan: account and owner from the contract."""
+    """before_save on payment_plan: account and owner from the contract; an active plan's
+    instalments sum to the contract's amount."""
     if ctx.op not in ("create", "update"):
         return
     contract = fetch(ctx, ctx.conn, "contract", ctx.record.get("contract"))
@@ -44,6 +45,50 @@ def payment_plan_hook(ctx) -> None:
     ctx.record["account"] = contract.get("account")
     if ctx.op == "create" and contract.get("owner"):
         ctx.record["owner"] = contract["owner"]
+    if ctx.record.get("status") == "active" and (ctx.op == "create" or ctx.changed("status")
+                                                 or ctx.changed("contract")):
+        total = plan_total(ctx, ctx.record["id"])
+        check_plan_total(contract, total, "status")
+
+
+def plan_total(ctx, plan_id: str, *, without: str | None = None) -> Decimal:
+    table = ctx.service.table("instalment")
+    where = [table.c.payment_plan == plan_id, table.c.deleted_at.is_(None)]
+    if without:
+        where.append(table.c.id != without)
+    return money(ctx.conn.execute(sa.select(sa.func.sum(table.c.amount)).where(*where)).scalar())
+
+
+def check_plan_total(contract: dict, total: Decimal, field: str) -> None:
+    """422 plan_total_mismatch unless the instalments add up to the contract amount exactly."""
+    expected = money(contract.get("amount"))
+    if total == expected:
+        return
+    difference = expected - total
+    word = "short of" if difference > 0 else "over"
+    raise Unprocessable(
+        f"The instalments total {total}, {abs(difference)} {word} the contract amount {expected}.",
+        code="plan_total_mismatch", fields={field: [f"Instalments must total {expected} (difference {difference})."]},
+        contract_amount=str(expected), instalment_total=str(total), difference=str(difference))
+
+
+def active_plan_guard(ctx) -> None:
+    """before_save on instalment (every write): while its plan is active, the instalments keep
+    summing to the contract amount; restructuring means setting the plan back to draft."""
+    if ctx.op == "update" and not (ctx.changed("amount") or ctx.changed("payment_plan")):
+        return
+    plans = {ctx.record.get("payment_plan"), (ctx.old or {}).get("payment_plan")} - {None}
+    for plan_id in plans:
+        plan = fetch(ctx, ctx.conn, "payment_plan", plan_id)
+        if plan is None or plan.get("status") != "active":
+            continue
+        contract = fetch(ctx, ctx.conn, "contract", plan.get("contract"))
+        if contract is None:
+            continue
+        total = plan_total(ctx, plan_id, without=ctx.record["id"])
+        if ctx.op != "delete" and ctx.record.get("payment_plan") == plan_id:
+            total += money(ctx.record.get("amount"))
+        check_plan_total(contract, total, "amount")
 
 
 # --- instalments ------------------------------------------------------------------------------
@@ -110,6 +155,15 @@ def instalment_hook(ctx) -> None:
         record["name"] = f"{plan.get('number') or 'plan'} #{record.get('sequence') or 1}"
     payments = [] if ctx.op == "create" else receipts(ctx.service, ctx.conn, record["id"])
     record.update(collection_state(record, payments, today()))
+    amount = money(record.get("amount"))
+    if record["paid_amount"] > amount:
+        # every path that would collect more than is due ends here (a receipt, un-flagging a
+        # refund, deleting a refund, restoring a receipt, lowering the amount): outstanding >= 0
+        raise Unprocessable(
+            f"{record['paid_amount']} is collected on this instalment of {amount}: "
+            "outstanding can not be negative.", code="overpayment",
+            fields={"amount": [f"At least {record['paid_amount']} (already collected)."]},
+            outstanding=str(ZERO), collected=str(record["paid_amount"]))
 
 
 def payment_hook(ctx) -> None:
@@ -153,6 +207,48 @@ def payment_hook(ctx) -> None:
         record["refunded_on"] = today()
     if not record.get("refunded"):
         record["refunded_on"] = None
+    if instalment is not None:
+        refuse_overpayment(ctx, instalment)
+    record["reference_key"] = reference_key(record)
+    if record["reference_key"]:
+        refuse_duplicate_reference(ctx)
+
+
+def reference_key(record: dict) -> str | None:
+    """The natural key of a receipt: its contract (else account, else instalment) and the bank
+    reference without spaces, case-folded ("bk 001" and "BK001" are the same transfer)."""
+    reference = "".join((record.get("reference") or "").split()).casefold()
+    scope = record.get("contract") or record.get("account") or record.get("instalment")
+    return f"{scope}:{reference}" if reference and scope else None
+
+
+def refuse_duplicate_reference(ctx) -> None:
+    table = ctx.service.table("payment")
+    clash = ctx.conn.execute(sa.select(table.c.id, table.c.number).where(
+        table.c.reference_key == ctx.record["reference_key"], table.c.id != ctx.record["id"],
+        table.c.deleted_at.is_(None)).limit(1)).first()
+    if clash:
+        raise Conflict(f"Bank reference {ctx.record.get('reference')} is already recorded on payment "
+                       f"{clash.number} of this contract: a receipt is recorded once.",
+                       code="duplicate_payment", fields={"reference": ["Already recorded for this contract."]},
+                       existing_id=clash.id, existing_number=clash.number)
+
+
+def refuse_overpayment(ctx, instalment: dict) -> None:
+    """422 overpayment naming the amount outstanding before this payment, when the payment
+    would collect more than the instalment's amount."""
+    record = ctx.record
+    others = [p for p in receipts(ctx.service, ctx.conn, instalment["id"]) if p["id"] != record["id"]]
+    before = collection_state(instalment, others, today())["paid_amount"]
+    after = collection_state(instalment, others + [record], today())["paid_amount"]
+    amount = money(instalment.get("amount"))
+    if after <= amount or after <= before:
+        return
+    outstanding = max(amount - before, ZERO)
+    raise Unprocessable(f"Only {outstanding} is outstanding on {instalment.get('name') or 'this instalment'}; "
+                        f"this payment would collect {after - amount} more than is due.",
+                        code="overpayment", fields={"amount": [f"At most {outstanding} is outstanding."]},
+                        outstanding=str(outstanding))
 
 
 def payment_after_save(ctx) -> None:

@@ -35,7 +35,7 @@ def marketing(demo: Seeder) -> None:
     demo.campaigns = []
     for name, channel, budget, cost, start, status in CAMPAIGNS:
         created = s.create("campaign", {
-            "name": name, "channel": channel, "budget": budget, "actual_cost": cost, "parent": plan["id"],
+            "name": name, "channel": channel, "budget": budget, "other_cost": cost, "parent": plan["id"],
             "expected_revenue": str(Decimal(budget) * 8), "status": status, "owner": demo.uid(
                 demo.rng.choice(["mkt.li", "mkt.chen"])),
             "start_date": demo.day(start).isoformat(), "end_date": demo.day(start + 30).isoformat()})
@@ -96,7 +96,7 @@ def leads(demo: Seeder) -> None:
                "phone": f"+86 139 {i // 10000:04d} {i % 10000:04d}", "source": source,
                "status": demo.rng.choice(statuses), "product_line": line, "industry": industry,
                "region": demo.rng.choice(["north", "east", "south", "west", "overseas"]),
-               "score": demo.rng.randint(5, 99), "budget": str(demo.rng.choice(range(50, 3000, 25)) * 1000)}
+               "budget": str(demo.rng.choice(range(50, 3000, 25)) * 1000)}
         if campaign:
             row["campaign"] = campaign["id"]
         if line is not None and demo.rng.random() < 0.85:

@@ -55,7 +55,7 @@ def orders(demo: Seeder) -> None:
         by_line.setdefault(line, []).append((code, Decimal(price)))
     for contract, opp in demo.active_contracts[: demo.n(18)]:
         amount = Decimal(contract["amount"] or 0)
-        completed = contract["status"] == "completed"
+        completed = contract["id"] in demo.to_complete
         status = "delivered" if completed else demo.rng.choice(["confirmed", "processing", "shipped", "delivered",
                                                               "shipped"])
         order = s.create("order", {"contract": contract["id"], "owner": contract["owner"], "status": "created",
@@ -75,13 +75,17 @@ def orders(demo: Seeder) -> None:
         except CrmError:  # e.g. over the credit limit: left created, finance can release it
             demo.count("orders_blocked_by_credit")
         demo.count("orders")
+    for contract_id in demo.to_complete:
+        s.update("contract", contract_id, {"status": "completed"})
+
 
 def credit_block_example(demo: Seeder) -> None:
     """One order that the account's credit limit stops, waiting for finance to release it."""
     s = demo.system
-    if not demo.active_contracts:
+    active = [c for c, _ in demo.active_contracts if c["id"] not in demo.to_complete]
+    if not active:
         return
-    contract, _ = demo.active_contracts[0]
+    contract = active[0]
     s.update("account", contract["account"], {"credit_limit": "100000"})
     order = s.create("order", {"contract": contract["id"], "owner": contract["owner"],
                                "notes": "Over the credit limit: confirm needs finance's release."})
@@ -106,6 +110,8 @@ def payments(demo: Seeder) -> None:
         for seq, share in enumerate(shares, start=1):
             due = signed + timedelta(days=15 + 60 * (seq - 1))
             value = (amount * share).quantize(Decimal("0.01"))
+            if seq == len(shares):  # the last instalment takes the rounding: the plan adds up
+                value = amount - sum((amount * x).quantize(Decimal("0.01")) for x in shares[:-1])
             inst = s.create("instalment", {"payment_plan": plan["id"], "due_date": due.isoformat(),
                                            "amount": str(value), "sequence": seq,
                                            "method": demo.rng.choice(["bank_transfer", "bank_transfer",
@@ -128,4 +134,5 @@ def payments(demo: Seeder) -> None:
                                  "method": "bank_transfer", "reference": f"BK{demo.rng.randint(10**7, 10**8)}"})
             demo.count("payments")
             overdue += behaviour == "partial" and due < demo.today
+        s.update("payment_plan", plan["id"], {"status": "active"})
     demo.count("overdue_instalments", overdue)

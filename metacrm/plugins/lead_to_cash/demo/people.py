@@ -61,7 +61,6 @@ def catalogue(demo: Seeder) -> None:
                                                    "list_price": price, "unit": "set"})
     demo.count("products", len(PRODUCTS))
     s.create("lead_priority_rule", {"name": "Finance and telecom, hot", "industries": ["finance", "telecom"],
-                                    "min_score": 70})
+                                    "min_score": 50})
     s.create("lead_priority_rule", {"name": "Solutions in the east", "product_lines": ["solutions"],
                                     "regions": ["east"]})
-    s.create("lead_priority_rule", {"name": "Any lead scoring 90+", "min_score": 90})

@@ -34,6 +34,7 @@ class Seeder:
     won: list[str]  # pipeline
     quote_of: dict[str, str]  # quotes: opportunity id -> quote id
     active_contracts: list[tuple[dict, dict]]  # contracts: (contract, its opportunity)
+    to_complete: list[str]  # contracts completed once their orders are delivered
 
     def __init__(self, runtime, scale: float, seed: int):
         self.runtime = runtime
