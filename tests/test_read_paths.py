@@ -40,7 +40,9 @@ ROLES = [
      "objects": {"account": {"create": "all", "read": "own", "edit": "own", "delete": "own", "export": "all",
                              "report": "all"},
                  "opportunity": {"create": "all", "read": "own", "edit": "own", "report": "all"},
-                 "instalment": {"read": "all", "report": "all"}}},
+                 "instalment": {"read": "all", "report": "all"},
+                 # the test's contracts belong to the account owners; an owner may read what they hold
+                 "contract": {"read": "own"}, "payment_plan": {"read": "own"}}},
 ]
 MISSING = "0" * 32
 

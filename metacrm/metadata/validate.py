@@ -173,6 +173,9 @@ def check_object(registry: Registry, doc: dict, report: Report) -> None:
             else:
                 for problem in formula_problems(obj, fdef.name, fdef.expression or ""):
                     report(f"{base}/expression", problem)
+        transfer = fdef.raw.get("transfer_with_parent")
+        if fdef.type == "lookup" and isinstance(transfer, dict):
+            _filter(obj, transfer.get("when"), f"{base}/transfer_with_parent/when", report)
         if fdef.type == "rollup":
             child = registry.objects.get(fdef.child_object or "")
             if child is None:

@@ -93,3 +93,12 @@ class PluginFailed(CrmError):
 
     status = 500
     code = "plugin_error"
+
+
+class OwnerRefused(CrmError):
+    """The owner a write would give a record is not allowed: a user whose roles may not hold
+    the object (they could not read or edit what they own), or no owner at all where the caller
+    may not take a record out of the hierarchy. 422: the request is well formed, its owner is not."""
+
+    status = 422
+    code = "owner_not_eligible"

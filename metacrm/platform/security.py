@@ -143,11 +143,16 @@ class Access:
         if scope == "none" or me is None:
             return set()
         owners = {me}
+        # The hierarchy follows the organisation: a caller reaches the people who report to
+        # them (the manager chain, transitively) and the holders of roles below theirs *within
+        # the caller's own department subtree* -- never every holder of a lower role in the
+        # company. A caller without a department reaches lower roles only through the chain.
         below_roles: set[str] = set()
         for role in self._roles:
             below_roles |= self.registry.role_descendants(role["name"])
-        if below_roles:
-            owners |= self.directory.users_with_roles(below_roles)
+        unit = self.directory.subtree(self.principal.department)
+        if below_roles and unit:
+            owners |= self.directory.users_with_roles(below_roles) & self.directory.users_in(unit)
         owners |= self.directory.reports_of(me)
         if scope == "department" and self.principal.department:
             owners |= self.directory.users_in({self.principal.department})

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from .. import db
 from ..clock import utcnow
 from ..computed import next_sequence
-from ..errors import BadRequest, Conflict, Forbidden
+from ..errors import BadRequest, Conflict, Forbidden, OwnerRefused
 from ..records import RecordService
 from ..security import Principal
 from .definitions import Pool, held_count, pool_for_record, protection_end
@@ -137,6 +137,9 @@ def assign(runtime, principal: Principal, pool_name: str, ids: list, user: Any) 
     svc = RecordService(runtime, principal, source="pool")
     with runtime.reading() as conn:
         target = _active_user(svc.table("user"), conn, user)
+        refusal = svc.owner_refusal(conn, pool.object, target)
+    if refusal:  # before any record moves (the write path would refuse each one anyway)
+        raise OwnerRefused(refusal, fields={"user": [refusal]}, user=target)
     assigned, failed = [], []
     for record_id in dict.fromkeys(ids):
         with svc.transaction() as tx:

@@ -24,20 +24,43 @@ def pick_user(ctx, pool: Pool) -> str | None:
     """The user auto-assignment hands a new record to, or None (then it stays in the pool)."""
     cache = ctx.tx.__dict__.setdefault("pool_candidates", {})  # one lookup per transaction (imports)
     if pool.name not in cache:
-        cache[pool.name] = People.within(ctx.service, ctx.conn).users(pool.assign_users or pool.members)
+        # only people who may hold the object: the write path would refuse anyone else
+        cache[pool.name] = [uid for uid in People.within(ctx.service, ctx.conn).users(pool.assign_users or pool.members)
+                            if ctx.service.owner_refusal(ctx.conn, ctx.obj.name, uid) is None]
     candidates = cache[pool.name]
     if not candidates:
         return None
-    if pool.strategy == "round_robin":
-        turn = next_sequence(ctx.conn, f"pool:{pool.name}:round_robin")
-        return candidates[(turn - 1) % len(candidates)]
     table = ctx.table
     counts = dict(ctx.conn.execute(
         sa.select(table.c.owner, sa.func.count()).where(
             table.c.owner.in_(candidates), table.c.deleted_at.is_(None), open_condition(ctx.obj, table)
         ).group_by(table.c.owner)
     ).fetchall())
-    return min(candidates, key=lambda uid: (counts.get(uid, 0), uid))
+    pending = ctx.tx.__dict__.setdefault("pool_pending", {})  # an import's rows not inserted yet
+    if ctx.options.get("batch"):
+        for uid, n in (pending.get(pool.name) or {}).items():
+            counts[uid] = counts.get(uid, 0) + n
+    limit = (pool.claim or {}).get("max_held")
+    if limit is not None:  # auto-assignment never hands anyone more than the pool lets them hold
+        open_to = [uid for uid in candidates if counts.get(uid, 0) < limit]
+    else:
+        open_to = list(candidates)
+    if not open_to:
+        return None  # everyone is full: the record waits in the pool
+    chosen = None
+    if pool.strategy == "round_robin":
+        turn = next_sequence(ctx.conn, f"pool:{pool.name}:round_robin")
+        for step in range(len(candidates)):  # the next in turn who still has room
+            uid = candidates[(turn - 1 + step) % len(candidates)]
+            if uid in open_to:
+                chosen = uid
+                break
+    else:
+        chosen = min(open_to, key=lambda uid: (counts.get(uid, 0), uid))
+    if ctx.options.get("batch"):
+        mine = pending.setdefault(pool.name, {})
+        mine[chosen] = mine.get(chosen, 0) + 1
+    return chosen
 
 
 def _enter(ctx, pool: Pool) -> None:

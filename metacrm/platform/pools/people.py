@@ -80,9 +80,14 @@ class People:
         if not spec:
             return []
         candidates: set[str] = set()
-        if spec.get("roles"):
+        if spec.get("roles") and spec.get("departments"):
+            # roles and departments together mean "holders of these roles in these units"
+            # (hardware reps), not every rep in the company plus everyone in hardware
+            candidates = self.directory.users_with_roles(set(spec["roles"])) & \
+                self.directory.users_in(self.department_ids(spec["departments"]))
+        elif spec.get("roles"):
             candidates |= self.directory.users_with_roles(set(spec["roles"]))
-        if spec.get("departments"):
+        elif spec.get("departments"):
             candidates |= self.directory.users_in(self.department_ids(spec["departments"]))
         users_t = self.tables["user"]
         named = list(spec.get("users") or [])

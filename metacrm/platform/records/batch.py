@@ -71,6 +71,7 @@ class BatchCreate:
                     ctx = self._prepare_create(tx, obj, values, data, {**options, "batch": True})
                     self.runtime.hooks.run("before_save", ctx)
                     self._check_required(obj, ctx.record)
+                    self.check_owner(ctx)
                 good.append(ctx)
                 result = {"status": "created", "id": ctx.record["id"], "_ctx": ctx}
                 if ctx.warnings:

@@ -18,9 +18,10 @@ from ...metadata.model import FieldDef, ObjectDef
 from ...metadata.registry import UnknownObject
 from .. import schemas
 from ..clock import utcnow
-from ..errors import Conflict, Forbidden, NotFound, StaleVersion, ValidationFailed
+from ..filters import FilterContext, compile_sql
+from ..errors import Conflict, Forbidden, NotFound, OwnerRefused, StaleVersion, ValidationFailed
 from ..runtime import Runtime, Tx
-from ..security import Access, Principal
+from ..security import Access, Principal, principal_from_row
 from .batch import BatchCreate
 from .context import SaveContext, new_id
 from .history import ALWAYS_TRACKED, RecordHistory
@@ -128,6 +129,7 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
         obj = ctx.obj
         self.runtime.hooks.run("before_save", ctx)  # hooks may fill required fields
         self._check_required(obj, ctx.record)
+        self.check_owner(ctx)
         self._check_unique(ctx.conn, obj, ctx.record, list(obj.fields))
         # Parameters, not .values(): the compiled INSERT is cached instead of rebuilt per record.
         with unique_guard(obj):
@@ -172,6 +174,7 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
                           options=options)
         self.runtime.hooks.run("before_save", ctx)
         self._check_required(obj, ctx.record)
+        self.check_owner(ctx)
         changed = [n for n in obj.all_fields if ctx.record.get(n) != old.get(n)]
         if not changed and not ctx.notes:
             return ctx
@@ -201,6 +204,7 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
         self._write_notes(ctx)
         self.runtime.hooks.run("after_save", ctx)
         self._after_write(ctx)
+        self._hand_over(tx, obj, old, ctx.record)
         return ctx
 
     def system_update(self, object_name: str, record_id: str, values: dict, *, where: Any = None,
@@ -234,6 +238,7 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
             ctx = SaveContext(self, tx, self.registry, obj, table, "update", record, old, self.principal,
                               self.access, "system", options={"system_action": action})
             self.runtime.hooks.run("before_save", ctx)
+            self.check_owner(ctx)
             row = self._storage_row(obj, table, ctx.record)
             row.pop("id")
             query = table.update().where(table.c.id == old["id"], table.c.version == old["version"])
@@ -251,6 +256,7 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
             self._write_notes(ctx)
             self.runtime.hooks.run("after_save", ctx)
             self._after_write(ctx)
+            self._hand_over(tx, obj, old, ctx.record)
             return ctx.record
 
     def delete(self, object_name: str, record_id: str) -> None:
@@ -262,11 +268,16 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
                 raise Forbidden(f"You may not delete this {obj.name} record.")
             self._soft_delete(tx, obj, old, set())
 
-    def _soft_delete(self, tx: Tx, obj: ObjectDef, old: dict, seen: set) -> None:
+    def _soft_delete(self, tx: Tx, obj: ObjectDef, old: dict, seen: set, *, at: Any = None,
+                     cascade_from: tuple[str, str] | None = None) -> None:
+        """Delete one record and, by its children's on_delete rules, what hangs from it. A
+        cascade removes a child only if the caller may delete that child (else the whole delete
+        is refused, 403 naming the child object), and stamps it with the parent's deleted_at so
+        restoring the parent brings back exactly what the cascade took."""
         if (obj.name, old["id"]) in seen:
             return
         seen.add((obj.name, old["id"]))
-        now = utcnow()
+        now = at or utcnow()
         record = dict(old, deleted_at=now, updated_at=now, updated_by=self.principal.user_id,
                       version=old["version"] + 1)
         ctx = SaveContext(self, tx, self.registry, obj, self.table(obj.name), "delete", record, old,
@@ -285,7 +296,13 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
                     )
             elif fdef.on_delete == "cascade":
                 for row in tx.conn.execute(sa.select(ctable).where(condition)).fetchall():
-                    self._soft_delete(tx, child, self.row_to_record(child, row), seen)
+                    child_record = self.row_to_record(child, row)
+                    if not self.access.allows_row(child.name, "delete", child_record):
+                        raise Forbidden(
+                            f"Cannot delete: it has {child.name} records (through {fdef.name}) that you may "
+                            f"not delete.", code="cascade_forbidden", object=child.name, field=fdef.name)
+                    self._soft_delete(tx, child, child_record, seen, at=now,
+                                      cascade_from=(obj.name, old["id"]))
             else:
                 ids = [r.id for r in tx.conn.execute(sa.select(ctable.c.id).where(condition))]
                 for child_id in ids:
@@ -297,9 +314,52 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
         )
         if result.rowcount != 1:
             raise StaleVersion("The record was changed by someone else meanwhile; read it again.")
-        self.write_history(tx.conn, obj.name, old["id"], "delete", {})
+        self.write_history(tx.conn, obj.name, old["id"], "delete", {},
+                           f"cascade from {cascade_from[0]} {cascade_from[1]}" if cascade_from else None)
         self.runtime.hooks.run("after_save", ctx)
         self._after_write(ctx)
+
+    def _restore_cascaded(self, tx: Tx, obj: ObjectDef, parent: dict, seen: set) -> None:
+        """Bring back the children a cascade removed with `parent`: those deleted in the same
+        delete (the same deleted_at) through a cascading lookup to it. Children deleted on their
+        own, before or after, stay in the recycle bin."""
+        for child, fdef in self.registry.children_of(obj.name):
+            if fdef.system or fdef.on_delete != "cascade":
+                continue
+            ctable = self.table(child.name)
+            rows = tx.conn.execute(sa.select(ctable).where(
+                ctable.c[fdef.name] == parent["id"], ctable.c.deleted_at == parent["deleted_at"])).fetchall()
+            for row in rows:
+                record = self.row_to_record(child, row)
+                if (child.name, record["id"]) in seen:
+                    continue
+                if not self.access.allows_row(child.name, "delete", record):
+                    raise Forbidden(
+                        f"Cannot restore: the delete also removed {child.name} records that you may not restore.",
+                        code="cascade_forbidden", object=child.name, field=fdef.name)
+                self._restore_one(tx, child, record, seen, note=f"cascade from {obj.name} {parent['id']}")
+
+    def _restore_one(self, tx: Tx, obj: ObjectDef, old: dict, seen: set, note: str | None = None) -> dict:
+        seen.add((obj.name, old["id"]))
+        now = utcnow()
+        record = dict(old, deleted_at=None, updated_at=now, updated_by=self.principal.user_id,
+                      version=old["version"] + 1)
+        ctx = SaveContext(self, tx, self.registry, obj, self.table(obj.name), "restore", record, old,
+                          self.principal, self.access, self.source)
+        self.runtime.hooks.run("before_save", ctx)
+        self._check_unique(tx.conn, obj, record, list(obj.fields))
+        with unique_guard(obj):
+            tx.conn.execute(
+                ctx.table.update().where(ctx.table.c.id == old["id"])
+                .values(deleted_at=None, updated_at=now, updated_by=self.principal.user_id,
+                        version=record["version"])
+            )
+        self.write_history(tx.conn, obj.name, old["id"], "restore", {}, note)
+        self.runtime.hooks.run("after_save", ctx)
+        self._after_write(ctx)
+        if old.get("deleted_at") is not None:
+            self._restore_cascaded(tx, obj, old, seen)
+        return record
 
     def restore(self, object_name: str, record_id: str) -> dict:
         obj = self.obj(object_name)
@@ -308,23 +368,99 @@ class RecordService(RecordReads, RecordHistory, RecordInput, UniqueValues, Batch
             old = self._visible(obj, self.fetch(tx.conn, obj, record_id, deleted=True))
             if not self.access.allows_row(obj.name, "delete", old):
                 raise Forbidden(f"You may not restore this {obj.name} record.")
-            now = utcnow()
-            record = dict(old, deleted_at=None, updated_at=now, updated_by=self.principal.user_id,
-                          version=old["version"] + 1)
-            ctx = SaveContext(self, tx, self.registry, obj, self.table(obj.name), "restore", record, old,
-                              self.principal, self.access, self.source)
-            self.runtime.hooks.run("before_save", ctx)
-            self._check_unique(tx.conn, obj, record, list(obj.fields))
-            with unique_guard(obj):
-                tx.conn.execute(
-                    ctx.table.update().where(ctx.table.c.id == old["id"])
-                    .values(deleted_at=None, updated_at=now, updated_by=self.principal.user_id,
-                            version=record["version"])
-                )
-            self.write_history(tx.conn, obj.name, old["id"], "restore", {})
-            self.runtime.hooks.run("after_save", ctx)
-            self._after_write(ctx)
+            record = self._restore_one(tx, obj, old, set())
         return self.to_json(obj, record)
+
+    # --- owners ----------------------------------------------------------------------------
+
+    def _hand_over(self, tx: Tx, obj: ObjectDef, old: dict, record: dict) -> None:
+        """A record changed owner: the children linked to it through a lookup declared
+        `transfer_with_parent` (and matching its `when`, e.g. the open ones) that the previous
+        owner held move to the new owner, each with a `transfer` history entry naming both
+        owners and the parent. Runs inside the same transaction, through system_update, so the
+        owner rule holds for every child (an ineligible new owner refuses the whole hand-over)
+        and grandchildren follow in turn."""
+        before, after = old.get("owner"), record.get("owner")
+        if not before or not after or before == after:
+            return
+        for child, fdef in self.registry.children_of(obj.name):
+            transfer = fdef.raw.get("transfer_with_parent")
+            if not transfer or fdef.system or fdef.type != "lookup":
+                continue
+            ctable = self.table(child.name)
+            where = [ctable.c[fdef.name] == old["id"], ctable.c.deleted_at.is_(None), ctable.c.owner == before]
+            if isinstance(transfer, dict) and transfer.get("when"):
+                where.append(compile_sql(transfer["when"], ctable, child.all_fields, FilterContext.current()))
+            ids = [row.id for row in tx.conn.execute(sa.select(ctable.c.id).where(*where).order_by(ctable.c.id))]
+            for child_id in ids:
+                self.system_update(child.name, child_id, {"owner": after}, where=ctable.c.owner == before,
+                                   action="transfer",
+                                   note=f"moved with {obj.name} {old['id']} from owner {before} to {after}")
+
+    def check_owner(self, ctx: SaveContext) -> None:
+        """The one owner rule of the write path (every create, edit, import row, claim, pool
+        assignment, round robin, workflow action and plugin hook ends here, after the hooks
+        that may pick an owner):
+
+        - a record is only given to someone who may hold it: a user whose roles may read the
+          object and edit it (a role that grants the object read-only, e.g. a rep's payments or
+          quotas, may still hold it). Otherwise 422 `owner_not_eligible` naming the user;
+        - a record that had an owner keeps one, unless the caller may edit every record of the
+          object (admins) or the platform moves it into a pool (release, recycle, a workflow's
+          assign-to-pool): a rep cannot hide a record from the hierarchy by sending
+          `"owner": null` (422 `owner_required`). A new record may start without an owner only
+          if it enters a pool.
+        """
+        record, old = ctx.record, ctx.old
+        new_owner = record.get("owner")
+        before = (old or {}).get("owner")
+        if new_owner == before and ctx.op != "create":
+            return
+        if new_owner is None:
+            if self.principal.is_system or self.access.scope(ctx.obj.name, "edit") == "all":
+                return
+            asked = "owner" in (ctx.input or {})  # the caller's own input cleared it
+            if ctx.op == "create" and (record.get("pool") or not asked):
+                return  # a new record for a pool (or one a hook leaves for later assignment)
+            if not asked and (ctx.options.get("system_action") or record.get("pool")):
+                return  # the platform's own release / recycle / workflow move into a pool
+            raise OwnerRefused(
+                "A record cannot be left without an owner: give it to someone, or release it to its pool.",
+                code="owner_required", fields={"owner": ["An owner is required."]})
+        refusal = self.owner_refusal(ctx.conn, ctx.obj.name, new_owner)
+        if refusal:
+            raise OwnerRefused(refusal, fields={"owner": [refusal]}, user=new_owner)
+
+    def owner_refusal(self, conn: sa.Connection, object_name: str, user_id: str) -> str | None:
+        """Why `user_id` may not hold records of `object_name`, or None if they may."""
+        cache = self.__dict__.setdefault("_owner_checks", {})
+        key = (object_name, user_id)
+        if key in cache:
+            return cache[key]
+        users = self.table("user")
+        row = conn.execute(sa.select(users.c.id, users.c.username, users.c.display_name, users.c.roles,
+                                     users.c.department, users.c.manager)
+                           .where(users.c.id == user_id, users.c.deleted_at.is_(None))).mappings().first()
+        if row is None:
+            answer: str | None = f"{user_id} is not a user who can hold records."
+        else:
+            values = dict(row)
+            if isinstance(values["roles"], str):
+                import json
+
+                values["roles"] = json.loads(values["roles"])
+            # the live registry: a role applied since this service was made still counts
+            holder = Access(self.runtime.compiled().registry, principal_from_row(values), self.access.directory)
+            read_only = not any("edit" in ((role.get("objects") or {}).get(object_name) or {})
+                                for role in holder._roles)
+            if holder.can(object_name, "read") and (holder.can(object_name, "edit") or read_only):
+                answer = None
+            else:
+                who = values.get("display_name") or values["username"]
+                answer = (f"{who} ({values['username']}) may not hold {object_name} records: "
+                          f"their roles cannot read and edit them.")
+        cache[key] = answer
+        return answer
 
     def _storage_row(self, obj: ObjectDef, table: sa.Table, record: dict) -> dict:
         plan = self.compiled.cache.get(("storage_plan", obj.name))
