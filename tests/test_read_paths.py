@@ -25,6 +25,7 @@ from metacrm.platform.security import Access, Principal
 from tests import test_ltc_support as support
 from tests.conftest import make_user
 from tests.test_dedup import fast_hash
+from tests.test_ltc_support import active_contract
 from tests.test_records import SHOP
 
 ltc = support.ltc  # fixture
@@ -189,8 +190,8 @@ def test_plugin_reports_name_only_readable_records(world):
     figures of every instalment, the account name of its own account only."""
     system, rep_b = world.system, world.rep_b
     for account in (world.acme, world.beta):
-        contract = system.create("contract", {"name": account["name"][:20], "account": account["id"],
-                                              "status": "active", "owner": account["owner"]})
+        contract = active_contract(system, {"name": account["name"][:20], "account": account["id"],
+                                            "owner": account["owner"]})
         plan = system.create("payment_plan", {"contract": contract["id"]})
         system.create("instalment", {"payment_plan": plan["id"], "due_date": "2025-01-01", "amount": "500"})
     aging = world.client.get("/api/v1/reports/aging", headers=rep_b.headers)
