@@ -118,10 +118,17 @@ def test_the_inbound_status_endpoint_is_signed_idempotent_and_never_goes_back(or
     unknown = push(client, erp_user.headers, {"order": "nosuchorder", "status": "shipped"})
     assert (unknown.status_code, unknown.get_json()["error"]["fields"]) == (404, {"order": ["No such order."]})
     # the update applies once; the same update again changes nothing (no new version)
+    too_long = push(client, erp_user.headers, dict(body, erp_reference="x" * 101))
+    assert too_long.status_code == 400 and set(too_long.get_json()["error"]["fields"]) == {"erp_reference"}
+    body = dict(body, erp_reference="SO-1001")
     first = push(client, erp_user.headers, body)
     assert first.status_code == 200 and first.get_json() == {"order": order["id"], "status": "shipped", "changed": True}
     after = rep.get(f"/records/order/{order['id']}")
-    assert after["status"] == "shipped" and after["shipped_on"]
+    assert after["status"] == "shipped" and after["shipped_on"] and after["erp_reference"] == "SO-1001"
+    # the reference is the ERP's to set: a rep cannot type it
+    typed = rep.patch(f"/records/order/{order['id']}", {"erp_reference": "FAKE"}, expect=400)
+    assert "erp_reference" in typed["fields"]
+    after = rep.get(f"/records/order/{order['id']}")
     again = push(client, erp_user.headers, body)
     assert again.get_json() == {"order": order["id"], "status": "shipped", "changed": False}
     assert rep.get(f"/records/order/{order['id']}")["version"] == after["version"]

@@ -165,15 +165,20 @@ def apply_status(ctx, update: dict) -> dict:
         if current not in FLOW:
             raise Conflict(f"The order is {current}; the ERP's update ({update['status']}) does not apply.",
                            code="order_closed", fields={"status": [f"The order is {current}."]})
-        if FLOW.index(update["status"]) <= FLOW.index(current):
+        changes = {}
+        if FLOW.index(update["status"]) > FLOW.index(current):
+            changes["status"] = update["status"]
+        if update.get("erp_reference") and order.get("erp_reference") != update["erp_reference"]:
+            changes["erp_reference"] = update["erp_reference"]
+        if not changes:
             return {"order": order["id"], "status": current, "changed": False,
                     **({} if update["status"] == current else
                        {"note": f"the order is already {current}; {update['status']} is behind it"})}
         try:
-            saved = service.update("order", order["id"], {"status": update["status"]}, version=order["version"])
+            saved = service.update("order", order["id"], changes, version=order["version"])
         except StaleVersion:
             continue  # changed meanwhile (e.g. the same update twice at once): look again
-        return {"order": order["id"], "status": saved.get("status", update["status"]), "changed": True}
+        return {"order": order["id"], "status": saved.get("status") or current, "changed": True}
     raise Conflict("The order keeps changing; retry.", code="stale_version")
 
 
