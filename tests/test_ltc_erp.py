@@ -142,3 +142,24 @@ def test_the_inbound_status_endpoint_is_signed_idempotent_and_never_goes_back(or
     rep.patch(f"/records/order/{other['id']}", {"status": "cancelled"})
     closed = push(client, erp_user.headers, {"order": other["id"], "status": "shipped"})
     assert (closed.status_code, closed.get_json()["error"]["code"]) == (409, "order_closed")
+
+
+def test_admins_set_the_erp_link_through_the_api_and_never_read_the_secret(org, client, admin_headers):
+    rep_user = make_user(org.runtime, client, "erp_rep3", ["sales_rep"])
+    settings = "/api/v1/x/lead_to_cash/erp/settings"
+    assert client.get(settings, headers=rep_user.headers).status_code == 403
+    assert client.put(settings, json={"url": "https://evil.example.com"}, headers=rep_user.headers).status_code == 403
+    assert client.get(settings, headers=admin_headers).get_json()["enabled"] is False
+    bad = client.put(settings, json={"url": "ftp://erp", "secret": "short", "colour": 1}, headers=admin_headers)
+    assert bad.status_code == 400 and set(bad.get_json()["error"]["fields"]) == {"colour"}
+    bad = client.put(settings, json={"url": "ftp://erp", "secret": "short"}, headers=admin_headers)
+    assert bad.status_code == 400 and set(bad.get_json()["error"]["fields"]) == {"url", "secret"}
+    assert client.get(settings, headers=admin_headers).get_json()["url"] == ""
+    done = client.put(settings, json={"url": "https://erp.example.com/h", "secret": SECRET}, headers=admin_headers)
+    assert done.get_json() == {"url": "https://erp.example.com/h", "secret_set": True, "secret_last4": "0001",
+                               "enabled": True}
+    shown = client.get(settings, headers=admin_headers)
+    assert SECRET not in shown.get_data(as_text=True)
+    # only the URL: the secret stays
+    kept = client.put(settings, json={"url": "https://erp.example.com/h2"}, headers=admin_headers).get_json()
+    assert kept["secret_last4"] == "0001" and kept["enabled"] is True

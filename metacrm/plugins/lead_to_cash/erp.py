@@ -11,6 +11,9 @@ Off until an admin sets both the URL and the secret (web: /admin/erp). The URL i
 `erp:url`; the secret is `webhook_secret:erp` (the sender's `secret_ref` "erp", so the
 environment variable METACRM_WEBHOOK_SECRET_ERP overrides it). The secret is never shown again.
 
+Admins read / set the same settings at `GET` / `PUT /api/v1/x/lead_to_cash/erp/settings`
+({"url", "secret"}; the answer never holds the secret).
+
 In: `POST /api/v1/x/lead_to_cash/erp/status` (an API user's bearer token and the body signed
 with the same secret) moves an order forward along created → confirmed → processing → shipped
 → delivered; a repeat or an older status changes nothing.
@@ -28,7 +31,7 @@ from flask import Blueprint, jsonify, request
 
 from ...platform import db, outbox
 from ...platform.clock import utcnow
-from ...platform.errors import BadRequest, Conflict, NotFound, StaleVersion, Unauthorized, ValidationFailed
+from ...platform.errors import BadRequest, Conflict, Forbidden, NotFound, StaleVersion, Unauthorized, ValidationFailed
 from ...workflow import webhooks
 from .common import rows
 
@@ -202,5 +205,38 @@ def blueprint(ctx) -> Blueprint:
         except NotFound:
             raise NotFound(f"No order {update['order']!r}.", code="record_not_found",
                            fields={"order": ["No such order."]}) from None
+
+    def _admin_only():
+        if ctx.principal is None or not ctx.service().access.is_admin:
+            raise Forbidden("Only administrators configure the ERP link.", code="permission_required")
+
+    @bp.get("/settings")
+    def erp_settings():
+        _admin_only()
+        with ctx.runtime.reading() as conn:
+            return jsonify(config(conn))
+
+    @bp.put("/settings")
+    def erp_settings_save():
+        _admin_only()
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadRequest("Send a JSON object.", code="bad_body")
+        unknown = sorted(set(body) - {"url", "secret"})
+        bad = {k: ["Unknown field."] for k in unknown}
+        for key in ("url", "secret"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                bad[key] = ["A string."]
+        if bad:
+            raise ValidationFailed("The ERP settings are not valid.", code="validation_failed", fields=bad)
+        with ctx.runtime.reading() as conn:
+            url = body["url"] if "url" in body else (_get(conn, URL_KEY) or "")
+        result = save_config(ctx.runtime, url or "", body.get("secret") or None)
+        if "errors" in result:
+            messages = {"erp.bad_url": "An http or https address.",
+                        "erp.bad_secret": f"{SECRET_MIN} to 200 characters, on one line."}
+            raise ValidationFailed("The ERP settings are not valid.", code="validation_failed",
+                                   fields={k: [messages[v]] for k, v in result["errors"].items()})
+        return jsonify(result)
 
     return bp
