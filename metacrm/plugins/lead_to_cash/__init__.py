@@ -19,7 +19,18 @@ need it too (they have no acting user).
 
 from __future__ import annotations
 
-from . import analytics, campaigns, commission, deliveries, erp, leads, opportunities, orders, payments, scoring
+from . import (
+    analytics,
+    campaigns,
+    commission,
+    deliveries,
+    erp,
+    leads,
+    opportunities,
+    orders,
+    payments,
+    scoring,
+)
 
 MANIFEST = {
     "name": "lead_to_cash",

@@ -31,7 +31,15 @@ from flask import Blueprint, jsonify, request
 
 from ...platform import db, outbox
 from ...platform.clock import utcnow
-from ...platform.errors import BadRequest, Conflict, Forbidden, NotFound, StaleVersion, Unauthorized, ValidationFailed
+from ...platform.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    StaleVersion,
+    Unauthorized,
+    ValidationFailed,
+)
 from ...workflow import webhooks
 from .common import rows
 
