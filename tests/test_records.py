@@ -276,3 +276,14 @@ def test_making_a_field_unique_is_refused_while_live_records_share_values(svc, r
         svc.create("shop_order", {"title": "Same"})
     apply_change(runtime, documents_bundle(SHOP))  # no longer unique: the index goes
     svc.create("shop_order", {"title": "Same"})
+
+
+def test_contains_folds_case_beyond_ascii_through_the_record_service(admin):
+    """Issue 13: `contains` folds Ä, П, Σ as it folds A, on SQLite (mc_lower) and PostgreSQL (lower())."""
+    made = admin.create("lead", {"company": "ÖSTERREICH Пример ΣΟΦΙΑ", "source": "web"})
+    for fragment in ("österreich", "ÖSTERREICH", "пример", "ПРИМЕР", "σοφια", "ΣΟΦ"):
+        items, _ = admin.list("lead", filter={"company": {"contains": fragment}})
+        assert [i["id"] for i in items] == [made["id"]], fragment
+    items, _ = admin.list("lead", filter={"company": {"startswith": "österr"}})
+    assert [i["id"] for i in items] == [made["id"]]
+    assert admin.list("lead", filter={"company": {"contains": "osterreich"}})[0] == []  # no accent folding

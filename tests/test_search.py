@@ -127,3 +127,23 @@ def test_every_word_must_match():
     assert query.score("umbrella group", "Umbrella Health") < query.THRESHOLD
     assert query.score("group umbrella", "Umbrella Group") >= 1
     assert query.score("li wei", "Li Wei") > query.score("wei", "Li Wei")
+
+
+def test_search_works_when_pg_trgm_sits_off_the_search_path(tmp_path):
+    """pg_trgm is installed once per database (here in public); a runtime whose connections use
+    another schema (a schema per org or per test) must still build the index and rank typos."""
+    import sqlalchemy as sa
+
+    from tests.conftest import PG_URL, require_pg
+    from tests.test_outbox import installation
+
+    require_pg()
+    admin_engine = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as conn:
+        conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+    admin_engine.dispose()
+    with installation("postgresql", tmp_path) as inst:
+        with inst.runtime.engine.connect() as conn:
+            assert "public" not in conn.exec_driver_sql("SHOW search_path").scalar()
+        lead(inst.admin, "Acme Corporation")
+        assert found(inst.client, inst.admin_headers, "Acme Corporaton")["lead"] == ["Acme Corporation"]

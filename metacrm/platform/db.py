@@ -141,6 +141,13 @@ sequence = sa.Table(
 )
 
 
+def _unicode_lower(value):
+    """SQLite's lower() folds A-Z only; filters fold every script alike (filters.plan.fold_case)."""
+    from .filters.plan import fold_case
+
+    return fold_case(value) if isinstance(value, str) else value
+
+
 def make_engine(url: str, **kwargs) -> sa.Engine:
     """An engine with the settings each backend needs for correct transactions."""
     if url.startswith("sqlite"):
@@ -150,6 +157,7 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
         def _sqlite_connect(dbapi_conn, _record):
             # Let SQLAlchemy own transactions, so DDL is transactional too (all-or-nothing apply).
             dbapi_conn.isolation_level = None
+            dbapi_conn.create_function("mc_lower", 1, _unicode_lower, deterministic=True)
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=30000")

@@ -8,14 +8,17 @@ from typing import Any
 
 from .parse import _DAYS, FilterContext, _Leaf, _Var
 
-_ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_ASCII_LOWER = "abcdefghijklmnopqrstuvwxyz"
-_LOWER_TABLE = str.maketrans(_ASCII_UPPER, _ASCII_LOWER)
+_SIMPLE_LOWER = {"\u0130": "i"}  # İ: Unicode's simple mapping (str.lower gives "i" + a combining dot)
 
 
-def _ascii_lower(text: str) -> str:
-    """Lower-case A-Z only: what SQLite's lower() does, so both sides fold alike."""
-    return text.translate(_LOWER_TABLE)
+def fold_case(text: str) -> str:
+    """Unicode simple lower case, one character for one (Ä → ä, П → п, Σ → σ, not only A-Z), as
+    the SQL side folds: PostgreSQL's lower() under a UTF-8 ctype, and on SQLite the `mc_lower`
+    function db.py registers (SQLite's own lower() is ASCII-only). `contains` and `startswith`
+    compare folded text, so SQL and Python filters agree."""
+    if text.isascii():
+        return text.lower()
+    return "".join(_SIMPLE_LOWER.get(c) or (low if len(low := c.lower()) == 1 else c) for c in text)
 
 
 def _resolve(value: Any, kind: str, ctx: FilterContext) -> Any:
@@ -61,5 +64,5 @@ def _plan(leaf: _Leaf, ctx: FilterContext) -> tuple[str, Any]:
     if value is None:
         return ("true" if op == "ne" else "false"), None
     if op in ("contains", "startswith") and kind == "text":
-        value = _ascii_lower(value)
+        value = fold_case(value)
     return op, value

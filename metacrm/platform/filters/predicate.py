@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .parse import FieldLike, FilterContext, _checked, _Leaf
-from .plan import _ascii_lower, _plan
+from .plan import _plan, fold_case
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -67,8 +67,8 @@ def _py_leaf(leaf: _Leaf, ctx: FilterContext) -> Predicate:
         case "contains" if leaf.kind == "multi":
             test = lambda v: x in v
         case "contains":
-            test = lambda v: x in _ascii_lower(v)
+            test = lambda v: x in fold_case(v)
         case "startswith":
-            test = lambda v: _ascii_lower(v).startswith(x)
+            test = lambda v: fold_case(v).startswith(x)
     when_null = op in ("ne", "nin")
     return lambda record: when_null if (v := record.get(name)) is None else bool(test(v))

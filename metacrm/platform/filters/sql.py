@@ -12,7 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from .parse import FieldLike, FilterContext, FilterError, _checked, _Leaf
-from .plan import _ASCII_LOWER, _ASCII_UPPER, _plan
+from .plan import _plan
 
 
 def compile_sql(
@@ -67,30 +67,31 @@ def _sql_leaf(leaf: _Leaf, table: sa.Table, ctx: FilterContext) -> ColumnElement
         case "contains" if leaf.kind == "multi":
             test = _json_array_has(col, sa.literal(x, sa.String()))
         case "contains":
-            test = _fold_ascii(col).contains(x, autoescape=True)
+            test = _fold_case(col).contains(x, autoescape=True)
         case "startswith":
-            test = _fold_ascii(col).startswith(x, autoescape=True)
+            test = _fold_case(col).startswith(x, autoescape=True)
         case _:  # "changed" was refused by validation; keep the guard explicit
             raise FilterError(leaf.path, "changed only applies in update triggers")
     return sa.and_(col.is_not(None), test)
 
 
-class _fold_ascii(FunctionElement):
-    """lower() restricted to A-Z on every dialect (SQLite's lower() is ASCII-only already)."""
+class _fold_case(FunctionElement):
+    """Unicode lower case on every dialect (see plan.fold_case): PostgreSQL's lower(), SQLite's
+    `mc_lower` (Python's str.lower, registered on every connection by db.make_engine)."""
 
     type = sa.String()
-    name = "fold_ascii"
+    name = "fold_case"
     inherit_cache = True
 
 
-@compiles(_fold_ascii)
-def _fold_ascii_default(element: _fold_ascii, compiler: Any, **kw: Any) -> str:
+@compiles(_fold_case)
+def _fold_case_default(element: _fold_case, compiler: Any, **kw: Any) -> str:
     return f"lower({compiler.process(element.clauses, **kw)})"
 
 
-@compiles(_fold_ascii, "postgresql")
-def _fold_ascii_pg(element: _fold_ascii, compiler: Any, **kw: Any) -> str:
-    return f"translate({compiler.process(element.clauses, **kw)}, '{_ASCII_UPPER}', '{_ASCII_LOWER}')"
+@compiles(_fold_case, "sqlite")
+def _fold_case_sqlite(element: _fold_case, compiler: Any, **kw: Any) -> str:
+    return f"mc_lower({compiler.process(element.clauses, **kw)})"
 
 
 class _codepoint_order(FunctionElement):

@@ -41,12 +41,12 @@ entry = sa.Table(
 )
 
 SQLITE_DDL = (
-    "CREATE VIRTUAL TABLE IF NOT EXISTS mc_search_fts USING fts5("
-    "body, content='mc_search_entry', content_rowid='id', tokenize='trigram')",
-    "CREATE TRIGGER IF NOT EXISTS mc_search_entry_ai AFTER INSERT ON mc_search_entry BEGIN "
-    "INSERT INTO mc_search_fts(rowid, body) VALUES (new.id, new.body); END",
-    "CREATE TRIGGER IF NOT EXISTS mc_search_entry_ad AFTER DELETE ON mc_search_entry BEGIN "
-    "INSERT INTO mc_search_fts(mc_search_fts, rowid, body) VALUES ('delete', old.id, old.body); END",
+    ("CREATE VIRTUAL TABLE IF NOT EXISTS mc_search_fts USING fts5("
+     "body, content='mc_search_entry', content_rowid='id', tokenize='trigram')"),
+    ("CREATE TRIGGER IF NOT EXISTS mc_search_entry_ai AFTER INSERT ON mc_search_entry BEGIN "
+     "INSERT INTO mc_search_fts(rowid, body) VALUES (new.id, new.body); END"),
+    ("CREATE TRIGGER IF NOT EXISTS mc_search_entry_ad AFTER DELETE ON mc_search_entry BEGIN "
+     "INSERT INTO mc_search_fts(mc_search_fts, rowid, body) VALUES ('delete', old.id, old.body); END"),
 )
 
 
@@ -66,13 +66,26 @@ def ensure(engine: sa.Engine) -> bool:
         except sa.exc.DBAPIError:
             log.warning("pg_trgm is not available: search runs without a trigram index")
         with engine.begin() as conn:
-            have = conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'").scalar()
-            if have:
+            schema = trgm_schema(conn)
+            if schema:
+                # The extension lives in one schema of the database (often public) that may not be on
+                # this connection's search_path (a schema per org or per test): name it.
                 conn.exec_driver_sql(
                     "CREATE INDEX IF NOT EXISTS ix_mc_search_entry_trgm ON mc_search_entry "
-                    "USING gin (lower(body) gin_trgm_ops)")
-        return bool(have)
+                    f"USING gin (lower(body) {quote_ident(schema)}.gin_trgm_ops)")
+        return bool(schema)
     return False
+
+
+def trgm_schema(conn: sa.Connection) -> str | None:
+    """The schema pg_trgm is installed in (None when it is not)."""
+    return conn.exec_driver_sql(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'pg_trgm'").scalar()
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def searchable_fields(obj: ObjectDef) -> list[str]:

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from ..errors import BadRequest
 from ..records import RecordService
+from . import index
 from .index import entry, searchable_fields
 
 MAX_QUERY = 100
@@ -115,9 +116,13 @@ def _candidates(conn: sa.Connection, q: str, scope: dict[str, list[str]]) -> lis
                  .where(sa.text("mc_search_fts MATCH :m").bindparams(m=match), where)
                  .order_by(sa.text("mc_search_fts.rank")).limit(CANDIDATES))
     elif conn.dialect.name == "postgresql" and long_words:
-        similar = [sa.literal(w).op("<%")(body) for w in long_words]
+        # pg_trgm may sit in a schema off this connection's search_path (a schema per org): name it
+        trgm = index.quote_ident(index.trgm_schema(conn) or "public")
+        similar = [sa.literal(w).op(f"OPERATOR({trgm}.<%)")(body) for w in long_words]
+        ranking = sa.text(f"{trgm}.word_similarity(:folded, lower(mc_search_entry.body)) DESC").bindparams(
+            folded=folded)
         query = (sa.select(*cols).where(where, sa.or_(*[like(w) for w in parts], *similar))
-                 .order_by(sa.func.word_similarity(folded, body).desc()).limit(CANDIDATES))
+                 .order_by(ranking).limit(CANDIDATES))
     else:
         query = sa.select(*cols).where(where, sa.and_(*[like(w) for w in parts])).limit(CANDIDATES)
     try:
