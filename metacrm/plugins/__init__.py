@@ -22,8 +22,11 @@ def seed_demo(runtime: Any) -> str:
 
 
 def register(runtime: Any) -> None:
+    from .lead_to_cash import erp_pages
+
     loader.register(runtime)
     runtime.features.add(FEATURE)
+    runtime.features.add(erp_pages.FEATURE)  # the ERP link's admin page (/admin/erp)
 
 
 FEATURE = Feature("plugins", api=admin_api.routes, pages=pages.routes, nav=pages.NAV, templates=HERE / "templates",

@@ -8,7 +8,8 @@ say by itself. It hooks in only through the public PluginContext (metacrm.plugin
 - record actions: `convert` on lead, `release_credit` on order, `recompute` on commission_plan;
 - periodic jobs: stalled deals, overdue instalments, key-lead re-scoring;
 - reports: forecast, campaign_roi, opportunity_analytics, aging, commission_statement;
-- dashboard widgets: ltc_funnel, ltc_forecast, ltc_roi, ltc_aging.
+- dashboard widgets: ltc_funnel, ltc_forecast, ltc_roi, ltc_aging;
+- the ERP link (erp.py): order status changes out as signed webhooks, statuses back in.
 
 Derived values the acting user may not edit (an instalment's status when finance records a
 receipt, an account's credit rating, commission lines) are written through
@@ -18,7 +19,18 @@ need it too (they have no acting user).
 
 from __future__ import annotations
 
-from . import analytics, campaigns, commission, deliveries, leads, opportunities, orders, payments, scoring
+from . import (
+    analytics,
+    campaigns,
+    commission,
+    deliveries,
+    erp,
+    leads,
+    opportunities,
+    orders,
+    payments,
+    scoring,
+)
 
 MANIFEST = {
     "name": "lead_to_cash",
@@ -35,6 +47,7 @@ MANIFEST = {
     },
     "record_actions": {"lead": ["convert"], "order": ["release_credit"], "commission_plan": ["recompute"]},
     "jobs": ["rescore_key_leads", "stalled_opportunities", "overdue_instalments"],
+    "blueprint": True,  # the ERP link's inbound status endpoint: /api/v1/x/lead_to_cash/erp/status
 }
 
 SAVE = ["create", "update"]
@@ -63,6 +76,8 @@ def setup(ctx) -> None:
     ctx.before_save("contract_amendment", orders.amendment_hook, order=150, ops=["create"])
     ctx.before_save("order", orders.order_hook, order=150, ops=SAVE)
     ctx.after_save("order", orders.order_after_save, ops=WRITES)
+    ctx.after_save("order", erp.erp_order_after_save, order=300, ops=SAVE)  # ERP link: signed webhook out
+    ctx.blueprint(erp.blueprint(ctx))  # ERP link: status updates in
     ctx.before_save("order_line", orders.order_line_hook, order=150, ops=SAVE)
     ctx.after_save("order_line", orders.order_line_after_save, ops=WRITES)
     ctx.before_save("delivery", deliveries.delivery_hook, order=150, ops=SAVE)
