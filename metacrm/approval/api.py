@@ -10,7 +10,7 @@ from ..platform.api import json_body, runtime
 from ..platform.errors import BadRequest
 from ..platform.features import Routes
 from ..platform.schemas import UtcDateTimeField
-from . import decisions, delegation, submission, views
+from . import decisions, delegation, submission, transfers, views
 
 routes = Routes()
 
@@ -33,6 +33,17 @@ def submit_for_approval(object_name: str, record_id: str):
     result = submission.submit(runtime(), g.principal, object_name, record_id, comment=body.get("comment"),
                                process=body.get("process") or None)
     return jsonify(result), 201
+
+
+@routes.post("/transfer-requests")
+def create_transfer_request():
+    """Body: {"object", "record": the blocked payload} or {"object", "id"}; optional comment."""
+    return jsonify({"requests": transfers.create(runtime(), g.principal, json_body({}))}), 201
+
+
+@routes.get("/transfer-requests")
+def list_transfer_requests():
+    return jsonify({"items": transfers.mine(runtime(), g.principal)})
 
 
 @routes.get("/approvals")
