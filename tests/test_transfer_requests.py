@@ -46,6 +46,17 @@ def test_conflict_names_the_owner_only_and_a_transfer_moves_the_lead(company, cl
     # asking twice is refused
     again = client.post("/api/v1/transfer-requests", json={"object": "lead", "record": payload}, headers=rep.headers)
     assert again.status_code == 409 and again.get_json()["error"]["code"] == "transfer_pending"
+    # the approval engine's own views tell the requester nothing more (no id, no name)
+    seen = client.get(f"/api/v1/approvals/{req['id']}", headers=rep.headers)
+    assert seen.status_code == 200 and seen.get_json()["record"] is None
+    assert held["id"] not in seen.get_data(as_text=True) and held["company"] not in seen.get_data(as_text=True)
+    own = client.get("/api/v1/approvals?as=submitter", headers=rep.headers)
+    assert held["id"] not in own.get_data(as_text=True) and held["company"] not in own.get_data(as_text=True)
+    page = client.get(f"/approvals/{req['id']}", headers=rep.headers)
+    assert held["company"] not in page.get_data(as_text=True)
+    # the holder's manager sees the record
+    queue = client.get("/api/v1/approvals", headers=people["hardware.mgr"].headers).get_json()
+    assert held["id"] in str(queue)
     # the requester still cannot read the lead
     assert client.get(f"/api/v1/records/lead/{held['id']}", headers=rep.headers).status_code == 404
     # the requester's own manager (another unit) is not the approver; the holder's manager is
@@ -58,9 +69,8 @@ def test_conflict_names_the_owner_only_and_a_transfer_moves_the_lead(company, cl
     assert now.status_code == 200 and now.get_json()["owner"] == rep.id
     listed = client.get("/api/v1/transfer-requests", headers=rep.headers).get_json()["items"]
     assert [(i["id"], i["status"], i.get("record")) for i in listed] == [(req["id"], "approved", held["id"])]
-    history = client.get(f"/api/v1/records/lead/{held['id']}/history", headers=rep.headers)
-    if history.status_code == 200:
-        assert any(h.get("action") == "transfer" for h in history.get_json()["items"])
+    history = company["system"].history("lead", held["id"])
+    assert any(h.get("action") == "transfer" for h in history), history
 
 
 def test_rejection_leaves_the_lead_and_only_users_who_may_hold_it_can_ask(company, client):

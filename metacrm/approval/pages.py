@@ -63,7 +63,7 @@ def _object_label(name: str) -> str:
 def _row(item: dict, names: dict) -> dict:
     return {
         "id": item["id"], "href": url_for("web.approval_request", request_id=item["id"]),
-        "title": item.get("record_name") or item["record"], "object": _object_label(item["object"]),
+        "title": item.get("record_name") or item["record"] or _process_label(item["process"]), "object": _object_label(item["object"]),
         "process": _process_label(item["process"]), "step": item.get("step") or "",
         "status": item["status"], "status_text": status_text(item["status"]),
         "submitter": names.get(item["submitter"], item["submitter"] or t("history.system")),
@@ -103,7 +103,7 @@ def approval_request(request_id: str):
     if service.registry.has_object(req["object"]):
         obj = service.obj(req["object"])
         try:
-            record = service.get(obj.name, req["record"])
+            record = service.get(obj.name, req["record"]) if req["record"] else None
         except CrmError:
             record = None
     if record is not None:
@@ -124,7 +124,7 @@ def approval_request(request_id: str):
                   "at": display.datetime_text(d["decided_at"] or "")} for d in req["decisions"]]
     return render_page(
         "approvals/request.html", req=req, obj=obj, record=record, cells=cells, steps=steps, decisions=decisions,
-        title=req.get("record_name") or req["record"], process_label=_process_label(req["process"]),
+        title=req.get("record_name") or req["record"] or _process_label(req["process"]), process_label=_process_label(req["process"]),
         object_label=_object_label(req["object"]), status_text=status_text(req["status"]),
         submitter=names.get(req["submitter"], req["submitter"] or t("history.system")),
         approvers=[names.get(a, a) for a in req["approvers"]],
