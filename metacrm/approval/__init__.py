@@ -50,6 +50,8 @@ def register(runtime: Any) -> None:
         description="Give the record to the approval request's submitter (transfer requests)"))
     register_approval_people(runtime, current_people)
     runtime.extensions.setdefault("web_error_texts", {})["approval_required"] = gate_error_text
+    runtime.extensions.setdefault("web_error_texts", {})["duplicate"] = pages.duplicate_text
+    runtime.extensions.setdefault("web_error_offers", {})["duplicate"] = pages.transfer_offers
     runtime.features.add(FEATURE)
 
 
