@@ -115,6 +115,19 @@ def openapi_paths(access) -> dict:
                 "comment": {"type": "string", "nullable": True}}}), "responses": {"200": _ok(ANY_OBJECT)}},
             "delete": {"summary": "End the delegation", "responses": {"200": _ok(ANY_OBJECT)}},
         },
+        "/transfer-requests": {
+            "post": {"summary": "Ask for a record another user holds (after a registration / duplicate conflict): "
+                                "the holder's manager decides", "requestBody": _body({"type": "object", "properties": {
+                                    "object": {"type": "string"},
+                                    "record": {"type": "object", "description": "the blocked payload"},
+                                    "id": {"type": "string", "description": "or a record the caller can read"},
+                                    "comment": {"type": "string", "nullable": True}}, "required": ["object"]}),
+                     "responses": {"201": _ok(ANY_OBJECT), "400": {"description": "invalid"},
+                                   "404": {"description": "unknown"},
+                                   "409": {"description": "no_transfer_needed, transfer_pending, approval_pending"},
+                                   "422": {"description": "owner_not_eligible"}}},
+            "get": {"summary": "The caller's transfer requests", "responses": {"200": _ok(_items())}},
+        },
         "/approvals/{id}": {"parameters": [id_param], "get": {
             "summary": "One request with its steps and decisions", "responses": {"200": _ok(ANY_OBJECT)}}},
         **{f"/approvals/{{id}}/{verb}": {"parameters": [id_param], "post": {
