@@ -27,6 +27,7 @@ from .locks import lock_hook
 from .submission import seed_approved, submit, submit_action
 from .tables import TABLES
 from .timeouts import timeouts_sweep
+from .transfers import transfer_action
 from .views import current_people, get_request, queue
 
 __all__ = ["FEATURE", "decide", "get_request", "queue", "recall", "register", "seed_approved", "submit", "timeouts_sweep"]
@@ -44,8 +45,13 @@ def register(runtime: Any) -> None:
         runtime.sweeps.append(("approval_timeouts", timeouts_sweep))
     actions(runtime).add_workflow_action(WorkflowAction(
         "submit_for_approval", submit_action, description="Submit the record for approval"))
+    actions(runtime).add_workflow_action(WorkflowAction(
+        "transfer_to_submitter", transfer_action,
+        description="Give the record to the approval request's submitter (transfer requests)"))
     register_approval_people(runtime, current_people)
     runtime.extensions.setdefault("web_error_texts", {})["approval_required"] = gate_error_text
+    runtime.extensions.setdefault("web_error_texts", {})["duplicate"] = pages.duplicate_text
+    runtime.extensions.setdefault("web_error_offers", {})["duplicate"] = pages.transfer_offers
     runtime.features.add(FEATURE)
 
 

@@ -10,7 +10,7 @@ from ..platform.api import json_body, runtime
 from ..platform.errors import BadRequest
 from ..platform.features import Routes
 from ..platform.schemas import UtcDateTimeField
-from . import decisions, delegation, submission, views
+from . import decisions, delegation, submission, transfers, views
 
 routes = Routes()
 
@@ -33,6 +33,17 @@ def submit_for_approval(object_name: str, record_id: str):
     result = submission.submit(runtime(), g.principal, object_name, record_id, comment=body.get("comment"),
                                process=body.get("process") or None)
     return jsonify(result), 201
+
+
+@routes.post("/transfer-requests")
+def create_transfer_request():
+    """Body: {"object", "record": the blocked payload} or {"object", "id"}; optional comment."""
+    return jsonify({"requests": transfers.create(runtime(), g.principal, json_body({}))}), 201
+
+
+@routes.get("/transfer-requests")
+def list_transfer_requests():
+    return jsonify({"items": transfers.mine(runtime(), g.principal)})
 
 
 @routes.get("/approvals")
@@ -103,6 +114,19 @@ def openapi_paths(access) -> dict:
                 "until": {"type": "string", "format": "date-time", "nullable": True},
                 "comment": {"type": "string", "nullable": True}}}), "responses": {"200": _ok(ANY_OBJECT)}},
             "delete": {"summary": "End the delegation", "responses": {"200": _ok(ANY_OBJECT)}},
+        },
+        "/transfer-requests": {
+            "post": {"summary": "Ask for a record another user holds (after a registration / duplicate conflict): "
+                                "the holder's manager decides", "requestBody": _body({"type": "object", "properties": {
+                                    "object": {"type": "string"},
+                                    "record": {"type": "object", "description": "the blocked payload"},
+                                    "id": {"type": "string", "description": "or a record the caller can read"},
+                                    "comment": {"type": "string", "nullable": True}}, "required": ["object"]}),
+                     "responses": {"201": _ok(ANY_OBJECT), "400": {"description": "invalid"},
+                                   "404": {"description": "unknown"},
+                                   "409": {"description": "no_transfer_needed, transfer_pending, approval_pending"},
+                                   "422": {"description": "owner_not_eligible"}}},
+            "get": {"summary": "The caller's transfer requests", "responses": {"200": _ok(_items())}},
         },
         "/approvals/{id}": {"parameters": [id_param], "get": {
             "summary": "One request with its steps and decisions", "responses": {"200": _ok(ANY_OBJECT)}}},

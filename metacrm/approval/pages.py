@@ -60,11 +60,18 @@ def _object_label(name: str) -> str:
     return registry.object(name).display_label(current_locale()) if registry.has_object(name) else name
 
 
+def _step_text(process_name: str, step_name: str | None) -> str:
+    """A step by its label in the reader's language, not its internal name."""
+    doc = current_service().registry.get("approval_process", process_name) or {}
+    step = next((s for s in doc.get("steps") or [] if s.get("name") == step_name), None)
+    return display.label_text(step.get("label"), current_locale(), step_name) if step else (step_name or "")
+
+
 def _row(item: dict, names: dict) -> dict:
     return {
         "id": item["id"], "href": url_for("web.approval_request", request_id=item["id"]),
-        "title": item.get("record_name") or item["record"], "object": _object_label(item["object"]),
-        "process": _process_label(item["process"]), "step": item.get("step") or "",
+        "title": item.get("record_name") or item["record"] or _process_label(item["process"]), "object": _object_label(item["object"]),
+        "process": _process_label(item["process"]), "step": _step_text(item["process"], item.get("step")),
         "status": item["status"], "status_text": status_text(item["status"]),
         "submitter": names.get(item["submitter"], item["submitter"] or t("history.system")),
         "submitted_at": display.datetime_text(item["submitted_at"] or ""),
@@ -103,7 +110,7 @@ def approval_request(request_id: str):
     if service.registry.has_object(req["object"]):
         obj = service.obj(req["object"])
         try:
-            record = service.get(obj.name, req["record"])
+            record = service.get(obj.name, req["record"]) if req["record"] else None
         except CrmError:
             record = None
     if record is not None:
@@ -124,7 +131,7 @@ def approval_request(request_id: str):
                   "at": display.datetime_text(d["decided_at"] or "")} for d in req["decisions"]]
     return render_page(
         "approvals/request.html", req=req, obj=obj, record=record, cells=cells, steps=steps, decisions=decisions,
-        title=req.get("record_name") or req["record"], process_label=_process_label(req["process"]),
+        title=req.get("record_name") or req["record"] or _process_label(req["process"]), process_label=_process_label(req["process"]),
         object_label=_object_label(req["object"]), status_text=status_text(req["status"]),
         submitter=names.get(req["submitter"], req["submitter"] or t("history.system")),
         approvers=[names.get(a, a) for a in req["approvers"]],
@@ -203,3 +210,59 @@ def record_buttons(obj, record: dict) -> list[dict]:
 
 # Navigation this feature adds (FEATURE.nav).
 NAV = (NavEntry("approvals", _nav_label, "web.approval_inbox", order=55),)
+
+
+# --- transfer requests after a registration (报备) conflict ------------------------------------
+
+
+def duplicate_text(service, exc, locale: str) -> str:
+    """A blocked create in the reader's language; a hidden match names its holder only."""
+    from ..platform.i18n import translate
+
+    duplicates = exc.extra.get("duplicates") or []
+    owners = sorted({name for d in duplicates if d.get("hidden") for name in d.get("owners") or ()})
+    if owners:
+        return translate(locale, "transfers.held_by", owners="、".join(owners) if locale == "zh-CN"
+                         else ", ".join(owners))
+    return exc.message
+
+
+def transfer_offers(service, exc, obj) -> list[dict]:
+    """"Request transfer" beside a duplicate block whose match another user holds."""
+    from .transfers import PURPOSE
+
+    duplicates = exc.extra.get("duplicates") or []
+    if not any(d.get("transfer") for d in duplicates):
+        return []
+    objects = {d["object"] for d in duplicates if d.get("transfer")}
+    if not any(processes_for(service.registry, name, PURPOSE) for name in objects):
+        return []
+    return [{"id": "request-transfer", "label": t("transfers.request"),
+             "url": url_for("web.transfer_request_new", object_name=obj.name)}]
+
+
+@page("/transfer-requests/<object_name>", methods=("POST",))
+def transfer_request_new(object_name: str):
+    """The blocked form's values, re-posted: a transfer request for the records it matched."""
+    from . import transfers
+
+    service = current_service()
+    obj = service.obj(object_name)
+    layout = forms.layout_for(service, obj, request.form.get("_record_type") or None)
+    form = forms.build_form(service, obj, layout, creating=True)
+    try:
+        data = forms.parse(form, request.form)
+        made = transfers.create(runtime(), current_principal(), {"object": obj.name, "record": data})
+    except forms.Tampered as exc:
+        notify(exc.detail, "error")
+        return redirect_to("web.record_new", object_name=obj.name)
+    except CrmError as exc:
+        if exc.status == 404:
+            raise
+        text = t(f"transfers.code.{exc.code}") if exc.code in ("transfer_pending", "no_transfer_needed") \
+            else exc.message
+        notify(text, "error")
+        return redirect_to("web.record_new", object_name=obj.name)
+    owners = sorted({r["owner_name"] for r in made if r.get("owner_name")})
+    notify(t("transfers.requested", owners=", ".join(owners)))
+    return redirect_to("web.approval_inbox", tab="mine")

@@ -10,8 +10,10 @@ from ..platform import filters
 from ..platform.security import Principal
 
 
-def processes_for(registry: Any, object_name: str) -> list[dict]:
-    docs = registry.for_object("approval_process", object_name)
+def processes_for(registry: Any, object_name: str, purpose: str | None = None) -> list[dict]:
+    """The object's processes for `purpose` (None: the ordinary ones; "ownership_transfer":
+    those that decide transfer requests, which a plain submit never picks)."""
+    docs = [d for d in registry.for_object("approval_process", object_name) if d.get("purpose") == purpose]
     return sorted(docs, key=lambda d: (int(d.get("order", 0)), d["name"]))
 
 

@@ -24,7 +24,7 @@ from .views import request_json
 
 def submit(runtime: Any, principal: Principal, object_name: str, record_id: str, *, tx: Any = None,
            process: str | None = None, comment: str | None = None, check_access: bool = True,
-           base: Any = None, seeded: bool = False) -> dict:
+           base: Any = None, seeded: bool = False, purpose: str | None = None) -> dict:
     """Open an approval request for a record; the request as JSON.
 
     `seeded` (seed_approved: the demo company, test fixtures, data migrations) records the
@@ -34,7 +34,7 @@ def submit(runtime: Any, principal: Principal, object_name: str, record_id: str,
         base = base or RecordService(runtime, principal, source="approval")
         with runtime.transaction() as own:
             return submit(runtime, principal, object_name, record_id, tx=own, process=process, comment=comment,
-                          check_access=check_access, base=base, seeded=seeded)
+                          check_access=check_access, base=base, seeded=seeded, purpose=purpose)
     flow = Flow(runtime, principal, tx, base)
     svc = flow.service
     obj = svc.obj(object_name)
@@ -49,7 +49,7 @@ def submit(runtime: Any, principal: Principal, object_name: str, record_id: str,
     if existing is not None:
         raise Conflict("This record already has a pending approval request.", code="approval_pending",
                        request=existing.id)
-    candidates = processes_for(flow.registry, obj.name)
+    candidates = processes_for(flow.registry, obj.name, purpose)
     if process:
         candidates = [d for d in candidates if d["name"] == process]
     chosen = next((d for d in candidates if holds(d.get("entry"), obj, record, principal)), None)

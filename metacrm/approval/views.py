@@ -85,6 +85,7 @@ def get_request(runtime: Any, principal: Principal, request_id: str) -> dict:
             raise NotFound("No approval request with that id.", code="request_not_found")
         out = request_json(conn, req, registry, detail=True, tasks=tasks)
         _add_titles(compiled, conn, [out])
+        _conceal(registry, principal, [out])
         return out
 
 
@@ -105,7 +106,19 @@ def queue(runtime: Any, principal: Principal, as_submitter: bool = False, limit:
             ).fetchall()
         items = [request_json(conn, row, compiled.registry) for row in rows]
         _add_titles(compiled, conn, items)
+        _conceal(compiled.registry, principal, items)
         return items
+
+
+def _conceal(registry: Any, principal: Principal, items: list[dict]) -> None:
+    """A transfer request (a process with purpose ownership_transfer) tells its submitter
+    nothing about the record they asked for (no id, no name) until it is approved and theirs."""
+    for item in items:
+        doc = registry.get("approval_process", item["process"]) or {}
+        if (doc.get("purpose") == "ownership_transfer" and item.get("submitter") == principal.user_id
+                and item["status"] != "approved"):
+            item["record"] = None
+            item.pop("record_name", None)
 
 
 def _add_titles(compiled: Any, conn: sa.Connection, items: list[dict]) -> None:

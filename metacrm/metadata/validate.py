@@ -21,7 +21,8 @@ _SANDBOX = ImmutableSandboxedEnvironment()
 
 # Other packages (workflow actions from plugins) may add action names here.
 EXTRA_ACTIONS: set[str] = set()
-BUILTIN_ACTIONS = {"update_field", "create_record", "notify", "webhook", "submit_for_approval", "assign_to_pool"}
+BUILTIN_ACTIONS = {"update_field", "create_record", "notify", "webhook", "submit_for_approval", "assign_to_pool",
+                   "transfer_to_submitter"}
 
 
 def validate_change(
@@ -295,6 +296,9 @@ def check_actions(registry: Registry, obj: ObjectDef | None, actions: Any, path:
         elif kind == "submit_for_approval" and action.get("process"):
             if registry.get("approval_process", action["process"]) is None:
                 report(f"{apath}/process", f"unknown approval process {action['process']!r}")
+        elif kind == "transfer_to_submitter" and not path.endswith("/on_approve"):
+            report(f"{apath}/action", "transfer_to_submitter only runs when an approval request is approved "
+                                      "(an approval process's on_approve): elsewhere there is no submitter")
         elif kind not in BUILTIN_ACTIONS and kind not in EXTRA_ACTIONS:
             report(f"{apath}/action", f"unknown action {kind!r} (no installed plugin provides it)")
         for key in ("template", "subject"):

@@ -20,8 +20,11 @@ def _message(matches: list[dict], obj_name: str) -> str:
     if any_hidden(matches):
         named = [m for m in matches if not m.get("hidden")]
         also = f" and {len(named)} other record(s)" if named else ""
+        owners = sorted({name for m in matches for name in m.get("owners") or ()})
+        held = (f"; it is held by {', '.join(owners)}: you may ask for a transfer "
+                f"(POST /api/v1/transfer-requests with this record)") if owners else ""
         return (f"This {obj_name} record duplicates a matching record that exists but that you cannot see{also} "
-                f"(duplicate rule {', '.join(rules)}).")
+                f"(duplicate rule {', '.join(rules)}){held}.")
     return (f"This {obj_name} record duplicates {len(matches)} existing record(s) "
             f"(duplicate rule {', '.join(rules)}).")
 

@@ -88,6 +88,7 @@ def record_new(object_name: str):
             form.record_type = record_type
             form.errors.append(error_text(service, exc))
             forms.attach_errors(form, exc.fields or {})
+            form.offers = error_offers(service, exc, obj)
             status = exc.status
         else:
             for warning in ctx.warnings:
@@ -103,6 +104,20 @@ def record_new(object_name: str):
         cancel=url_for("web.record_list", object_name=obj.name),
         type_links=[(rt, display.humanise(rt), url_for("web.record_new", object_name=obj.name, record_type=rt))
                     for rt in obj.record_types] if choose_type else [])
+
+
+def error_offers(service: RecordService, exc: CrmError, obj) -> list[dict]:
+    """What the user may do about a refused create, offered beside the error: a feature may
+    register runtime.extensions["web_error_offers"] (code -> fn(service, exc, obj) -> [{"id",
+    "label", "url"}]); each offer re-posts the form's values to its url (e.g. approval's
+    "Request transfer" after a registration conflict)."""
+    offer_for = (runtime().extensions.get("web_error_offers") or {}).get(exc.code)
+    if offer_for is None:
+        return []
+    try:
+        return list(offer_for(service, exc, obj) or [])
+    except Exception:  # noqa: BLE001 - a broken offer must not hide the error itself
+        return []
 
 
 def error_text(service: RecordService, exc: CrmError) -> str:

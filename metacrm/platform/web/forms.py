@@ -178,6 +178,7 @@ class Form:
     record_type: str | None = None
     errors: list[str] = field(default_factory=list)  # problems not tied to a shown field
     conflict: bool = False
+    offers: list = field(default_factory=list)  # what the user may do about the error (web_error_offers)
 
     @property
     def fields(self) -> dict[str, FormField]:
