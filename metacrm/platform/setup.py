@@ -54,10 +54,9 @@ def build_runtime(config: Config, engine: sa.Engine | None = None) -> Runtime:
 
 def _register_core_sweeps(runtime: Runtime) -> None:
     """The core's own clean-ups: old Idempotency-Key answers, old login failure counts."""
+    from . import sessions
     from .api import idempotency
     from .throttle import LoginThrottle
-
-    from . import sessions
 
     sessions.register(runtime)
     names = {name for name, _ in runtime.sweeps}

@@ -88,8 +88,8 @@ def authenticate():
         principal = principal_for_token(token)
         if principal is None:
             raise Unauthorized("The token is not valid (unknown, expired or revoked).", code="invalid_token")
-        from ..sessions import touch_token
         from ..security import hash_token
+        from ..sessions import touch_token
 
         g.metacrm_credential = ("token", hash_token(token), principal.user_id)
         touch_token(runtime().engine, token, request.remote_addr, request.headers.get("User-Agent"))
@@ -210,4 +210,4 @@ def build_blueprint(runtime) -> Blueprint:
     return bp
 
 
-from . import actions, auth, exports, idempotency, meta, openapi, outbox, records  # noqa: F401,E402  (routes register on import)
+from . import actions, auth, exports, idempotency, meta, openapi, outbox, records  # noqa: F401  (routes register on import)

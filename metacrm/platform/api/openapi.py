@@ -31,9 +31,10 @@ ERROR_TEXT = {
     "403": "not allowed",
     "404": "unknown object, record or name (or one the caller may not see)",
     "409": "conflict: stale version, blocked duplicate, claim lost, limit reached, not applicable",
-    "422": "a business rule refuses the change (overpayment, a plan that does not add up, more than is left to deliver)",
+    "422": ("a business rule refuses the change (overpayment, a plan that does not add up, more than is left to "
+            "deliver, an owner who may not hold the record), or idempotency_key_reused: this Idempotency-Key "
+            "was used for another request"),
     "423": "the record is locked by a pending approval",
-    "422": "idempotency_key_reused: this Idempotency-Key was used for another request",
     "429": "too_many_attempts: sign-in throttled (see Retry-After)",
 }
 IDEMPOTENCY_HEADER = {"name": "Idempotency-Key", "in": "header", "required": False,

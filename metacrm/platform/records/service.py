@@ -18,8 +18,8 @@ from ...metadata.model import FieldDef, ObjectDef
 from ...metadata.registry import UnknownObject
 from .. import schemas
 from ..clock import utcnow
-from ..filters import FilterContext, compile_sql
 from ..errors import Conflict, Forbidden, NotFound, OwnerRefused, StaleVersion, ValidationFailed
+from ..filters import FilterContext, compile_sql
 from ..runtime import Runtime, Tx
 from ..security import Access, Principal, principal_from_row
 from .batch import BatchCreate

@@ -15,6 +15,7 @@ import jinja2
 from flask import Blueprint, Flask, current_app, g, redirect, request, session, url_for
 
 from ..errors import CrmError, Forbidden, Unauthorized
+from ..throttle import LoginThrottle
 from . import csrf, i18n
 from .core import (
     PAGES,
@@ -32,7 +33,6 @@ from .core import (
     render_page,
     template_folders,
 )
-from ..throttle import LoginThrottle
 
 __all__ = [
     "CSP",

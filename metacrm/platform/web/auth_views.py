@@ -8,6 +8,7 @@ from ..errors import CrmError, Unauthorized, ValidationFailed
 from ..metadata_fields import DATETIME
 from ..records import RecordService
 from ..security import Principal
+from ..throttle import LoginThrottle, client_ip, throttle_for
 from .core import (
     current_principal,
     log_in,
@@ -20,7 +21,6 @@ from .core import (
     safe_next,
 )
 from .i18n import LOCALE_NAMES, LOCALES, message, normalise_locale, t
-from ..throttle import LoginThrottle, client_ip, throttle_for
 
 
 def _throttle() -> LoginThrottle:

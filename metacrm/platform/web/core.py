@@ -144,9 +144,8 @@ def current_access() -> Access:
 
 
 def log_in(user_id: str) -> None:
-    from . import csrf
-
     from ..sessions import start_session
+    from . import csrf
 
     session.clear()  # no session fixation: nothing from before the login survives
     session[SESSION_ID] = start_session(runtime().engine, user_id, request.remote_addr,
@@ -157,9 +156,8 @@ def log_in(user_id: str) -> None:
 
 
 def log_out() -> None:
-    from . import csrf
-
     from ..sessions import end_session
+    from . import csrf
 
     locale = session.get("lang")
     if isinstance(session.get(SESSION_ID), str):
