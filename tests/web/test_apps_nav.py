@@ -114,9 +114,7 @@ def test_the_app_switcher_in_the_browser(session_for, server):  # noqa: F811
         s = session_for("rosa", PASSWORD, viewport=viewport)
         page = s.page
         if locale != "en":
-            s.go("/profile")
-            page.select_option("#locale", locale)
-            page.click("#locale-form button[type=submit]")
+            s.use_locale(locale)
         s.go("/records/lead")
         if tag == "phone":
             page.click(".hamburger")

@@ -145,6 +145,13 @@ class Session:
     def go(self, path: str):
         return self.page.goto(self.base + path)
 
+    def use_locale(self, locale: str) -> None:
+        """Set the user's language on the profile page (the locale belongs to the user)."""
+        self.go("/profile")
+        self.page.select_option("#locale", locale)
+        self.page.click("#locale-form button[type=submit]")
+        self.page.wait_for_load_state()
+
     def shot(self, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SCREENSHOTS / name))

@@ -74,10 +74,7 @@ def test_deliveries_returns_score_and_roi_on_the_record_pages(browser, money_ser
     tag = "desktop" if viewport is WIDE else "phone"
     try:
         page = s.page
-        s.go("/profile")  # the locale is the user's: set it either way
-        page.select_option("#locale", locale)
-        page.click("#locale-form button[type=submit]")
-        page.wait_for_load_state()
+        s.use_locale(locale)  # the locale is the user's: set it either way
         zh = locale != "en"
         s.go(f"/records/order/{money_server['order']['id']}")
         text = page.inner_text("main")

@@ -40,9 +40,7 @@ def test_header_search_in_the_browser(session_for, server):  # noqa: F811
         s = session_for("rosa", PASSWORD, viewport=viewport)
         page = s.page
         if locale != "en":
-            s.go("/profile")
-            page.select_option("#locale", locale)
-            page.click("#locale-form button[type=submit]")
+            s.use_locale(locale)
         s.go("/records/lead")
         page.keyboard.press("/")
         assert page.evaluate("document.activeElement.id") == "topsearch-q"

@@ -28,9 +28,7 @@ def test_profile_lists_and_ends_sessions_in_the_browser(session_for, server):  #
         other = session_for("lin", PASSWORD, viewport=SCREEN_DESKTOP)  # a second browser, signed in too
         s = session_for("lin", PASSWORD, viewport=viewport)
         page = s.page
-        s.go("/profile")
-        page.select_option("#locale", locale)
-        page.click("#locale-form button[type=submit]")
+        s.use_locale(locale)
         page.wait_for_selector("#sessions-table")
         title, this, kind_session, kind_token = TEXT[locale]
         text = page.inner_text("#sessions")
