@@ -51,9 +51,9 @@ def _listable(registry: Registry, access: Access) -> list[str]:
             if not obj.system_object and name not in HIDDEN_OBJECTS and access.can(name, "read")]
 
 
-def visible_apps(registry: Registry, access: Access) -> list[App]:
+def visible_apps(registry: Registry, access: Access, listable: list[str] | None = None) -> list[App]:
     """The apps with at least one object the user may read, in switcher order."""
-    readable = set(_listable(registry, access))
+    readable = set(_listable(registry, access) if listable is None else listable)
     apps = []
     for doc in registry.of_kind("app"):
         objects = tuple(o for o in doc.get("objects") or () if o in readable)
@@ -80,24 +80,22 @@ def sections(current_object: str | None) -> dict[str, list[dict]]:
     unlisted objects ("more")."""
     principal, access = current_principal(), current_access()
     registry = current_service().registry
-    apps = visible_apps(registry, access)
+    listable = _listable(registry, access)
+    apps = visible_apps(registry, access, listable)
     app = current_app(apps, principal, current_object)
-    out: dict[str, list[dict]] = {"apps": [], "records": [], "more": []}
-    for a in apps:
-        out["apps"].append({"key": f"app:{a.name}", "text": a.label, "href": url_for("web.switch_app", name=a.name),
-                            "active": app is not None and a.name == app.name})
-
-    def entry(name: str) -> dict:
-        obj = registry.objects[name]
-        return {"key": f"object:{name}", "text": obj.display_label(i18n.current_locale(), plural=True),
-                "href": url_for("web.record_list", object_name=name), "active": current_object == name}
-
-    if app is not None:
-        out["records"] = [entry(name) for name in app.objects]
+    locale = i18n.current_locale()
+    entries = {name: {"key": f"object:{name}", "text": registry.objects[name].display_label(locale, plural=True),
+                      "href": url_for("web.record_list", object_name=name), "active": current_object == name}
+               for name in listable}
+    out: dict[str, list[dict]] = {
+        "apps": [{"key": f"app:{a.name}", "text": a.label, "href": url_for("web.switch_app", name=a.name),
+                  "active": app is not None and a.name == app.name} for a in apps],
+        "records": [entries[name] for name in app.objects] if app is not None else [],
+    }
     in_some_app = {o for doc in registry.of_kind("app") for o in doc.get("objects") or ()}
     children = child_objects(registry)
-    more = [name for name in _listable(registry, access) if name not in in_some_app and name not in children]
-    out["more"] = [entry(name) for name in sorted(more, key=lambda n: entry(n)["text"].casefold())]
+    more = [entries[name] for name in listable if name not in in_some_app and name not in children]
+    out["more"] = sorted(more, key=lambda e: e["text"].casefold())
     if app is not None:
         out["current_app"] = [{"key": app.name, "text": app.label, "href": url_for("web.switch_app", name=app.name),
                                "active": True}]
