@@ -30,7 +30,7 @@ def team(app, runtime, client, system):
 
 def test_every_note_the_approval_and_pool_flows_write_has_a_template(team, system):
     """If a writer's wording drifts from its catalogue template, this fails (the note would stay English)."""
-    boss, rep, webs = team
+    _boss, rep, webs = team
     account = system.create("account", {"name": "Noted Co", "owner": rep.id})
     response = post(webs["sam"], f"/records/account/{account['id']}/submit", {"comment": "please"})
     request_id = response.headers["Location"].rsplit("/", 1)[1]
@@ -45,7 +45,7 @@ def test_every_note_the_approval_and_pool_flows_write_has_a_template(team, syste
 
 
 def test_the_record_page_shows_notes_in_chinese(team, system):
-    boss, rep, webs = team
+    _boss, rep, webs = team
     account = system.create("account", {"name": "Chinese Notes Co", "owner": rep.id})
     response = post(webs["sam"], f"/records/account/{account['id']}/submit")
     request_id = response.headers["Location"].rsplit("/", 1)[1]
