@@ -33,6 +33,7 @@ ERRORS = {"rep_out_of_scope": "forecast.err_scope", "adjustment_exists": "foreca
 
 
 def _loaded() -> None:
+    """Adjustments are saved only where the plugin's rules run (the page itself reads only)."""
     if plugin_ctx(runtime()) is None:
         raise NotFound("The lead-to-cash plugin is not installed.")
 
@@ -84,12 +85,12 @@ def _render(kind: str, key: str, status: int = 200, error: str | None = None, fa
     return render_page("forecast/forecast.html", status=status, rows=rows, total=total, kind=kind, key=key,
                        key_label=period_label(key, locale), options=options, money=_money, pct=_pct,
                        prev_key=_shift(key, kind, -1), next_key=_shift(key, kind, 1), error=error,
-                       failed=failed or {}, can_adjust=any(r["can_adjust"] for r in rows))
+                       failed=failed or {},
+                       can_adjust=plugin_ctx(runtime()) is not None and any(r["can_adjust"] for r in rows))
 
 
 @routes.page("/forecast")
 def ltc_forecast():
-    _loaded()
     kind, key = _choice()
     return _render(kind, key)
 
@@ -133,7 +134,7 @@ def ltc_forecast_adjust():
 
 
 def _visible(access) -> bool:
-    return access.can("opportunity", "read") and plugin_ctx(runtime()) is not None
+    return access.can("opportunity", "read")
 
 
 NAV = (NavEntry("ltc_forecast", "nav.forecast", "web.ltc_forecast", order=45, visible=_visible),)
