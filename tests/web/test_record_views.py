@@ -367,3 +367,22 @@ def test_a_record_type_listed_twice_is_refused(runtime):
         assert any(i.path == "/record_types/1" for i in exc.issues), exc.issues
     else:
         raise AssertionError("a duplicated record type was accepted")
+
+
+# --- duplicates -----------------------------------------------------------------------------------
+
+
+def test_a_blocked_duplicate_names_the_rule_and_links_the_record_the_user_may_see(admin_client, system):
+    existing = new_lead(system, "Dup Co", project_name="Roll-out", owner=None, email="dup@example.com")
+    response = post(admin_client, "/records/lead/new", {**LEAD_FORM, "company": "Dup Co", "project_name": "Roll-out",
+                                                        "email": "other@example.com"})
+    assert response.status_code == 409, response.text
+    page = text(response)
+    assert "Not saved: it matches 1 existing Lead record(s) (duplicate rule: Same company and project, or same contact)." in page
+    assert f'href="/records/lead/{existing["id"]}"' in page and "Open Dup Co" in page
+    assert "lead_same_company_or_contact" not in page
+    admin = system.list("user", filter={"username": "admin"})[0][0]
+    system.update("user", admin["id"], {"locale": "zh-CN"})
+    zh = text(post(admin_client, "/records/lead/new", {**LEAD_FORM, "company": "Dup Co", "project_name": "Roll-out",
+                                                       "email": "other@example.com"}))
+    assert "未保存：与已有的 1 条线索记录重复（查重规则：同公司同项目或同联系人）。" in zh and "查看 Dup Co" in zh
