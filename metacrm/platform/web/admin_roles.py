@@ -300,7 +300,8 @@ def _field_rows(obj) -> list[dict]:
     locale = current_locale()
     return [{"name": f.name, "label": f.display_label(locale), "system": f.system,
              "fixed": f.read_only or f.type in ("formula", "rollup", "autonumber")}
-            for f in obj.all_fields.values() if f.type != "password" and f.name not in UNHIDEABLE]
+            for f in sorted(obj.all_fields.values(), key=lambda f: f.system)  # the object's own fields first
+            if f.type != "password" and f.name not in UNHIDEABLE]
 
 
 def _fields_context(live: dict, object_name: str, values: dict[str, str] | None, **extra: Any) -> dict:
