@@ -219,6 +219,14 @@ def test_a_new_object_asks_who_can_use_it(admin_client, runtime, rep_client):
     bad = post(admin_client, "/admin/objects", {"label_en": "Project", "grant:sales_rep": "galaxy"})
     assert bad.status_code == 400 and "Choose one of the scopes in the list." in text(bad)
     assert not runtime.registry().has_object("project")
+    choices = {"label_en": "Project", "label_zh": "项目", "grant:sales_rep": "own", "grant:finance": "all",
+               "grant:marketing": "none"}
+    preview = post(admin_client, "/admin/objects", {**choices, "_action": "preview"})
+    body = text(preview)
+    assert preview.status_code == 200 and "object/project" in body and "role/sales_rep" in body
+    assert "role/finance" in body and "role/marketing" not in body and "rec_project" in body
+    assert 'value="Project"' in body and re.search(r'name="grant:finance">.*?value="all" selected', body, re.DOTALL)
+    assert not runtime.registry().has_object("project")  # a review saves nothing
     response = post(admin_client, "/admin/objects", {"label_en": "Project", "label_zh": "项目",
                                                      "grant:sales_rep": "own", "grant:finance": "all",
                                                      "grant:marketing": "none"})

@@ -39,6 +39,13 @@ def test_an_admin_creates_an_object_for_reps_and_a_rep_uses_it(session_for, serv
         page.locator("#who-can-use-it").scroll_into_view_if_needed()
         _page_fits(page, viewport)
         admin.shot(f"roles-new-object-{locale}-{tag}.png")
+        page.click("#review-object")  # the diff first: the object and the roles it changes
+        diff = page.locator("#meta-diff").inner_text()
+        assert "role/sales_rep" in diff and "role/finance" in diff and "role/marketing" not in diff
+        assert page.locator("#g-finance").input_value() == "all"  # the choices are kept
+        page.locator("#meta-diff").scroll_into_view_if_needed()
+        admin.shot(f"roles-new-object-diff-{locale}-{tag}.png")
+        _page_fits(page, viewport)
         page.get_by_role("button", name=WORDS[locale]["create"]).click()
         name = f"site_visit_{short}_{tag}"
         page.wait_for_url(re.compile(rf"/admin/objects/{name}$"))

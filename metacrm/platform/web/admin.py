@@ -131,6 +131,12 @@ def admin_object_create():
         }
         # "Who can use it": the chosen roles get the object in the same apply (admins always do).
         grants, expected = admin_roles.grant_documents(name, values, errors)
+    if not errors and request.form.get("_action") == "preview":
+        # "Review changes": the object and the role documents it changes, as a dry run; nothing is saved.
+        outcome = _run([doc, *grants], [], "preview", {("object", name): ABSENT, **expected})
+        status = outcome.pop("status")
+        outcome.pop("stale", None)
+        return render_page("admin/objects.html", status, **_objects_context(values=values, errors=errors, **outcome))
     if not errors:
         try:
             apply_change(runtime(), documents_bundle([doc, *grants]), expected={("object", name): ABSENT, **expected})
