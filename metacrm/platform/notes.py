@@ -13,7 +13,8 @@ matches (a comment typed by a person, a plugin's own words) is shown as stored.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .i18n import MESSAGES, translate
 
@@ -35,7 +36,7 @@ def _compile(template: str) -> re.Pattern | None:
             seen.add(part)
             regex.append(f"(?P<{part}>.+?)")
     try:
-        return re.compile("".join(regex), re.S)
+        return re.compile("".join(regex), re.DOTALL)
     except re.error:
         return None
 

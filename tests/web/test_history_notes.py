@@ -7,7 +7,7 @@ import html
 
 import pytest
 
-from metacrm.platform import notes
+from metacrm.platform import notes, outbox
 from tests.conftest import make_user
 from tests.web.conftest import login, new_lead, post
 
@@ -30,7 +30,7 @@ def team(app, runtime, client, system):
 
 def test_every_note_the_approval_and_pool_flows_write_has_a_template(team, system):
     """If a writer's wording drifts from its catalogue template, this fails (the note would stay English)."""
-    boss, rep, webs = team
+    _boss, rep, webs = team
     account = system.create("account", {"name": "Noted Co", "owner": rep.id})
     response = post(webs["sam"], f"/records/account/{account['id']}/submit", {"comment": "please"})
     request_id = response.headers["Location"].rsplit("/", 1)[1]
@@ -45,7 +45,7 @@ def test_every_note_the_approval_and_pool_flows_write_has_a_template(team, syste
 
 
 def test_the_record_page_shows_notes_in_chinese(team, system):
-    boss, rep, webs = team
+    _boss, rep, webs = team
     account = system.create("account", {"name": "Chinese Notes Co", "owner": rep.id})
     response = post(webs["sam"], f"/records/account/{account['id']}/submit")
     request_id = response.headers["Location"].rsplit("/", 1)[1]
@@ -72,3 +72,23 @@ def test_a_hand_over_note_names_people_and_the_parent_not_ids(team, system, runt
     history = page[page.index('class="card history"'):]
     assert "Handed Co" in history and rep.id not in history and other.id not in history
     assert "Sam" in history and "Olga" in history
+
+
+def test_approval_notifications_read_in_chinese(team, system, runtime):
+    boss, rep, webs = team
+    account = system.create("account", {"name": "Bell Co", "owner": rep.id})
+    response = post(webs["sam"], f"/records/account/{account['id']}/submit")
+    request_id = response.headers["Location"].rsplit("/", 1)[1]
+    outbox.outbox(runtime).drain(max_seconds=30)
+    english = text(webs["bea"].get("/notifications"))
+    assert "Approval requested: Account Bell Co" in english
+    assert "Sam asks for your approval of Account Bell Co (Customer registration (报备), step Supervisor)." in english
+    system.update("user", boss.id, {"locale": "zh-CN"})
+    page = text(webs["bea"].get("/notifications"))
+    assert "待你审批：客户 Bell Co" in page and "Sam 请你审批 客户 Bell Co（客户报备审批，步骤「直属上级」）。" in page
+    assert "asks for your approval" not in page
+    post(webs["bea"], f"/approvals/{request_id}/decide", {"decision": "reject", "comment": "no"})
+    outbox.outbox(runtime).drain(max_seconds=30)
+    system.update("user", rep.id, {"locale": "zh-CN"})
+    mine = text(webs["sam"].get("/notifications"))
+    assert "审批驳回：客户 Bell Co" in mine and "你提交的 客户 Bell Co 审批已被 Bea 驳回。 意见：no" in mine

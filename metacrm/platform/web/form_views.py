@@ -102,7 +102,7 @@ def record_new(object_name: str):
         "form.new_title", object=obj.display_label(current_locale())),
         action=url_for("web.record_new", object_name=obj.name),
         cancel=url_for("web.record_list", object_name=obj.name),
-        type_links=[(rt, display.humanise(rt), url_for("web.record_new", object_name=obj.name, record_type=rt))
+        type_links=[(rt, obj.record_type_label(rt, current_locale()), url_for("web.record_new", object_name=obj.name, record_type=rt))
                     for rt in obj.record_types] if choose_type else [])
 
 

@@ -64,6 +64,21 @@ class NoteText:
     def _object(self, value: str) -> str:
         return self.registry.object(value).display_label(self.locale) if self.registry.has_object(value) else value
 
+    def _object_by_label(self, value: str) -> str:
+        for obj in self.registry.objects.values():
+            if value in (obj.name, obj.display_label("en")):
+                return obj.display_label(self.locale)
+        return value
+
+    def _titled(self, value: str) -> str:
+        """'Account Bell Co' (object label + record name, as approvals write it) in the reader's words."""
+        labels = sorted(((obj.display_label("en"), obj) for obj in self.registry.objects.values()),
+                        key=lambda item: -len(item[0]))
+        for label, obj in labels:
+            if value.startswith(label + " "):
+                return f"{obj.display_label(self.locale)} {value[len(label) + 1:]}"
+        return value
+
     # -- one note ------------------------------------------------------------------------------
 
     def want(self, note: str | None) -> None:
@@ -106,6 +121,15 @@ class NoteText:
                 out[name] = self.names.name("user", value) or value
             elif name == "object":
                 out[name] = self._object(value)
+            elif name == "title":
+                out[name] = self._titled(value)
+            elif name == "objlabel":
+                out[name] = self._object_by_label(value)
+            elif name == "outcome":
+                key = f"approvals.outcome.{value}"
+                out[name] = t(key) if t(key) != key else value
+            elif name == "reason":
+                out[name] = self._recycle_reason(value).rstrip("。.")
         for id_name in ("id", "survivor"):
             if values.get(id_name) and values.get("object"):
                 out[id_name] = self.names.name(values["object"], values[id_name]) or t("history.a_record")

@@ -11,8 +11,8 @@ from ...metadata.model import FieldDef, ObjectDef
 from ..errors import CrmError, NotFound
 from ..records import RecordService
 from . import display, forms
-from .history_notes import NoteText
 from .core import current_service, notify, page, redirect_to, render_page
+from .history_notes import NoteText
 from .i18n import current_locale, t
 
 RELATED_LIMIT = 5
