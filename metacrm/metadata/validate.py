@@ -411,11 +411,16 @@ def check_report(registry: Registry, doc: dict, report: Report) -> None:
     for index, group in enumerate(doc.get("group_by") or []):
         name = group.get("field") if isinstance(group, dict) else group
         _field(obj, name, f"/group_by/{index}", report)
+    numbers = ("integer", "decimal", "currency", "percent")
     for index, measure in enumerate(doc.get("measures") or []):
         if measure.get("function") != "count":
             fdef = _field(obj, measure.get("field"), f"/measures/{index}/field", report)
-            if fdef is not None and fdef.value_type not in ("integer", "decimal", "currency", "percent"):
+            dates = ("date", "datetime") if measure.get("function") in ("min", "max") else ()
+            if fdef is not None and fdef.value_type not in numbers + dates:
                 report(f"/measures/{index}/field", f"{fdef.name} is not a number field")
+    for index, role in enumerate(doc.get("shared_with") or []):
+        if role not in registry.roles:
+            report(f"/shared_with/{index}", f"unknown role {role!r}")
 
 
 def check_lead_scoring(registry: Registry, doc: dict, report: Report) -> None:

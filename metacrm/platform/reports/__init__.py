@@ -6,7 +6,8 @@ table, within the caller's scope; plus plugin reports (fn(service, params) -> di
 - periods.py: date buckets (month, quarter...) in SQL and in Python;
 - aggregates.py: the ad-hoc aggregate (group by, measures, filter, sort) and its parsing;
 - saved.py: report documents and plugin reports, listed and run, and their chart data;
-- api.py: /api/v1/reports and /api/v1/aggregate.
+- api.py: /api/v1/reports and /api/v1/aggregate;
+- pages.py: the Reports page and a report's run page with its exports; builder.py: the report builder.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def register(runtime) -> None:
     runtime.features.add(FEATURE)
 
 
-from ..features import Feature
-from . import api
+from pathlib import Path
 
-FEATURE = Feature("reports", api=api.routes, openapi=api.openapi_paths)
+from ..features import Feature
+from . import api, builder, pages  # noqa: F401 - builder adds its pages to pages.routes
+
+HERE = Path(__file__).resolve().parent
+FEATURE = Feature("reports", api=api.routes, openapi=api.openapi_paths, pages=pages.routes, nav=pages.NAV,
+                  templates=HERE / "templates", messages=HERE / "messages")

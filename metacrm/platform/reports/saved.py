@@ -1,6 +1,14 @@
 """Saved reports: `report` documents (an aggregate with a chart) and plugin reports
 (fn(service, params) -> dict), listed and run for the caller; a document's result carries
-the chart drawn from it (chart_data)."""
+the chart drawn from it (chart_data).
+
+Who sees a report document (`may_see`, the same for the list, a run, the API and the web):
+the caller must be able to report on its object, and
+- a document with neither `owner` nor `shared_with` is for everyone who may report on the object;
+- `owner` without `shared_with` is private: its owner only (not even an administrator lists or
+  runs it; they see it in the metadata editor);
+- `shared_with` (roles): its owner and the members of those roles.
+Any other report is answered 404, as if it did not exist."""
 
 from __future__ import annotations
 
@@ -18,14 +26,35 @@ def plugin_reports(runtime) -> dict[str, dict]:
     return runtime.extensions.get("plugin_reports") or {}
 
 
+def may_see(service, doc: Mapping) -> bool:
+    """May the caller list and run this report document (see the module docstring)?"""
+    if not can_report(service, doc["object"]):
+        return False
+    owner, roles = doc.get("owner"), doc.get("shared_with")
+    if owner is not None and owner == service.principal.user_id:
+        return True
+    if roles:
+        return bool(set(roles) & set(service.principal.roles))
+    return owner is None
+
+
+def sharing(doc: Mapping) -> str:
+    """'private', 'roles' or 'everyone'."""
+    if doc.get("shared_with"):
+        return "roles"
+    return "private" if doc.get("owner") else "everyone"
+
+
 def list_reports(service) -> list[dict]:
     locale = service.principal.locale
     items = []
     for doc in service.registry.of_kind("report"):
-        if not can_report(service, doc["object"]):
+        if not may_see(service, doc):
             continue
+        folder = label_text(doc["folder"], locale, "") if doc.get("folder") else None
         items.append({"name": doc["name"], "label": label_text(doc.get("label"), locale, doc["name"]),
-                      "kind": "report", "object": doc["object"],
+                      "kind": "report", "object": doc["object"], "folder": folder or None,
+                      "owner": doc.get("owner"), "sharing": sharing(doc), "shared_with": doc.get("shared_with") or [],
                       "chart": (doc.get("chart") or {}).get("type"), "description": doc.get("description")})
     documents = {item["name"] for item in items}
     for name, entry in sorted(plugin_reports(service.runtime).items()):
@@ -40,7 +69,7 @@ def run_report(service, name: str, params: Mapping[str, Any] | None = None) -> d
     params = dict(params or {})
     doc = service.registry.get("report", name)
     if doc is not None:
-        if not service.registry.has_object(doc["object"]) or not can_report(service, doc["object"]):
+        if not service.registry.has_object(doc["object"]) or not may_see(service, doc):
             raise NotFound(f"No report named {name!r}.", code="unknown_report")
         extra = params.get("filter")
         spec = {k: doc[k] for k in ("filter", "group_by", "measures", "sort", "limit") if k in doc}

@@ -125,7 +125,109 @@ def columns(spec: dict) -> Markup:
     return Markup("".join(parts))
 
 
-RENDERERS = {"bars": bars, "columns": columns}
+def line(spec: dict) -> Markup:
+    """A line per series over the categories (periods, in order)."""
+    categories, series = spec["categories"], spec["series"]
+    fmt = spec.get("format", "count")
+    top = _nice_max(max((float(v or 0) for s in series for v in s["values"]), default=0))
+    height, base, left, right = 220, 180, 40, 12
+    step = (WIDTH - left - right) / max(len(categories) - 1, 1)
+    parts = [(f'<svg class="chart chart-line" viewBox="0 0 {WIDTH} {height}" role="img" '
+              f'aria-label="{escape(spec.get("title", ""))}" xmlns="http://www.w3.org/2000/svg">')]
+    for tick in (0, 0.5, 1.0):
+        y = base - (base - 16) * tick
+        parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{WIDTH}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+                     f'{escape(short_number(top * tick))}</text>')
+    every = max(1, len(categories) // 6)
+    for i, category in enumerate(categories):
+        if i % every == 0:
+            parts.append(f'<text class="cat" x="{left + step * i:.1f}" y="{base + 16}" text-anchor="middle">'
+                         f'{escape(_trim(str(category), 10))}</text>')
+    for k, s in enumerate(series):
+        points = [(left + step * i, base - (base - 16) * float(v or 0) / top) for i, v in enumerate(s["values"])]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        parts.append(f'<polyline class="line series-{k % SERIES_COLOURS}" points="{path}"/>')
+        for i, (x, y) in enumerate(points):
+            title = escape(f'{categories[i]} · {s["label"]}: {number_text(s["values"][i] or 0, fmt)}')
+            parts.append(f'<circle class="dot series-{k % SERIES_COLOURS}" cx="{x:.1f}" cy="{y:.1f}" r="3.5">'
+                         f'<title>{title}</title></circle>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def pie(spec: dict) -> Markup:
+    """A ring of the first series' shares, one slice per category (a legend names them)."""
+    import math
+
+    categories, values = spec["categories"], [max(float(v or 0), 0) for v in spec["series"][0]["values"]]
+    fmt = spec.get("format", "count")
+    total = sum(values) or 1.0
+    size, radius, hole = 220, 100, 56
+    cx = cy = size / 2
+    parts = [(f'<svg class="chart chart-pie" viewBox="0 0 {size} {size}" role="img" '
+              f'aria-label="{escape(spec.get("title", ""))}" xmlns="http://www.w3.org/2000/svg">')]
+    angle = -math.pi / 2
+    for i, value in enumerate(values):
+        if value <= 0:
+            continue
+        sweep = 2 * math.pi * value / total
+        title = escape(f"{categories[i]}: {number_text(spec['series'][0]['values'][i], fmt)} "
+                       f"({value / total:.0%})")
+        cls = f"slice series-{i % SERIES_COLOURS}"
+        if sweep >= 2 * math.pi - 1e-9:
+            parts.append(f'<circle class="{cls}" cx="{cx}" cy="{cy}" r="{radius}"><title>{title}</title></circle>')
+        else:
+            x1, y1 = cx + radius * math.cos(angle), cy + radius * math.sin(angle)
+            x2, y2 = cx + radius * math.cos(angle + sweep), cy + radius * math.sin(angle + sweep)
+            large = 1 if sweep > math.pi else 0
+            parts.append(f'<path class="{cls}" d="M{cx},{cy} L{x1:.2f},{y1:.2f} A{radius},{radius} 0 {large} 1 '
+                         f'{x2:.2f},{y2:.2f} Z"><title>{title}</title></path>')
+        angle += sweep
+    parts.append(f'<circle class="pie-hole" cx="{cx}" cy="{cy}" r="{hole}"/>')
+    parts.append(f'<text class="val pie-total" x="{cx}" y="{cy + 5}" text-anchor="middle">'
+                 f'{escape(short_number(sum(values)))}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def funnel(spec: dict) -> Markup:
+    """Centred bars narrowing down the categories in order (stages), each with its value."""
+    categories, values = spec["categories"], spec["series"][0]["values"]
+    top = max((float(v or 0) for v in values), default=0) or 1.0
+    row_h, bar_h, label_w = 30, 22, 118
+    plot_w = WIDTH - label_w - 8
+    height = row_h * len(categories) + 8
+    parts = [(f'<svg class="chart chart-funnel" viewBox="0 0 {WIDTH} {height}" role="img" '
+              f'aria-label="{escape(spec.get("title", ""))}" xmlns="http://www.w3.org/2000/svg">')]
+    links = spec.get("links") or [None] * len(categories)
+    for i, category in enumerate(categories):
+        y = i * row_h + 4
+        w = max(plot_w * float(values[i] or 0) / top, 2.0)
+        x = label_w + (plot_w - w) / 2
+        label = (f'<text class="cat" x="{label_w - 8}" y="{y + bar_h / 2 + 4:.1f}" text-anchor="end">'
+                 f'{escape(_trim(str(category), 17))}</text>')
+        parts.append(f'<a href="{escape(links[i])}">{label}</a>' if links[i] else label)
+        parts.append(f'<rect class="bar series-{i % SERIES_COLOURS}" x="{x:.1f}" y="{y}" width="{w:.1f}" '
+                     f'height="{bar_h}" rx="3"><title>{escape(category)}: '
+                     f'{escape(number_text(values[i] or 0, spec.get("format", "count")))}</title></rect>')
+        parts.append(f'<text class="val funnel-val" x="{label_w + plot_w / 2:.1f}" y="{y + bar_h / 2 + 4:.1f}" '
+                     f'text-anchor="middle">{escape(short_number(values[i] or 0))}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def number(spec: dict) -> Markup:
+    """One big figure (the total of the first series, or spec["value"])."""
+    value = spec.get("value")
+    if value is None:
+        value = sum((Decimal(str(v or 0)) for v in spec["series"][0]["values"]), Decimal(0)) if spec.get(
+            "series") else 0
+    return Markup(f'<p class="chart-number" role="img" aria-label="{escape(spec.get("title", ""))}">'
+                  f'{escape(number_text(value, spec.get("format", "count")))}</p>')
+
+
+RENDERERS = {"bars": bars, "columns": columns, "line": line, "pie": pie, "funnel": funnel, "number": number}
 
 
 def render(spec: dict) -> Markup:
