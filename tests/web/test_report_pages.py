@@ -13,7 +13,6 @@ from metacrm.metadata.bundle import documents_bundle
 from metacrm.platform.apply import apply_change
 from metacrm.platform.records import RecordService
 from metacrm.platform.security import Principal
-
 from tests.conftest import make_user
 from tests.web.conftest import login, new_lead, post
 
@@ -49,12 +48,12 @@ def test_run_a_report_with_a_changed_filter_and_group_links(app, system, rep, re
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'id="report-table"' in html and "<svg" in html
-    assert re.search(r'report-total.*?<strong>3</strong>', html, re.S)  # only the rep's three leads
+    assert re.search(r'report-total.*?<strong>3</strong>', html, re.DOTALL)  # only the rep's three leads
     assert "/records/lead?f.source=web&amp;f.status=" in html  # each group links to its records
     filtered = rep_client.get("/reports/leads_by_source_and_status?c.0.field=source&c.0.op=eq&c.0.value=referral")
     text = filtered.get_data(as_text=True)
     assert filtered.status_code == 200
-    assert re.search(r'report-total.*?<strong>1</strong>', text, re.S)
+    assert re.search(r'report-total.*?<strong>1</strong>', text, re.DOTALL)
     assert 'value="referral" selected' in text  # the row is kept on the page
     bad = rep_client.get("/reports/leads_by_source_and_status?c.0.field=nope&c.0.op=eq&c.0.value=x")
     assert bad.status_code == 400 and "field-error" in bad.get_data(as_text=True)

@@ -216,6 +216,8 @@ def report_builder(name: str | None = None):
     errors: dict[str, Any] = {}
     if request.form.get("_action") == "choose":  # "Use this object" (no script): the form for its fields
         values["rows"] = []
+        if not any(m["function"] for m in values["measures"]):
+            values["measures"] = [{"function": "count", "field": ""}]
         return render_page("reports/builder.html", **_context(service, values, errors, existing))
     doc = _build(service, values, existing, errors)
     issues = []

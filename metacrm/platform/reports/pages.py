@@ -129,7 +129,8 @@ def report_context(name: str) -> tuple[dict, int]:
     group_titles = []
     for g in groups:
         title = fields[g["field"]].display_label(locale)
-        group_titles.append(f"{title} ({t('reports.period.' + g['period'])})" if g["period"] else title)
+        period = g["period"]
+        group_titles.append(f"{title} ({t(f'reports.period.{period}')})" if period else title)
     totals = [_measure_text(m["fdef"], m["function"], result["totals"].get(m["name"])) for m in measures]
     chart = _chart(doc, groups, measures, table, result)
     return {"doc": doc, "obj": obj, "title": result["label"], "group_titles": group_titles, "measures": measures,
