@@ -410,6 +410,16 @@ def check_report(registry: Registry, doc: dict, report: Report) -> None:
     _filter(obj, doc.get("filter"), "/filter", report)
     for index, group in enumerate(doc.get("group_by") or []):
         name = group.get("field") if isinstance(group, dict) else group
+        if isinstance(name, str) and "." in name and obj is not None:  # a parent's field: lookup.field
+            lookup_name, _, parent_field = name.partition(".")
+            lookup = _field(obj, lookup_name, f"/group_by/{index}", report)
+            if lookup is None:
+                continue
+            if lookup.type != "lookup" or len(lookup.target or []) != 1:
+                report(f"/group_by/{index}", f"{lookup_name} is not a lookup to one object")
+            elif lookup.target[0] in registry.objects:
+                _field(registry.objects[lookup.target[0]], parent_field, f"/group_by/{index}", report)
+            continue
         _field(obj, name, f"/group_by/{index}", report)
     numbers = ("integer", "decimal", "currency", "percent")
     for index, measure in enumerate(doc.get("measures") or []):

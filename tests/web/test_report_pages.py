@@ -60,6 +60,8 @@ def test_run_a_report_with_a_changed_filter_and_group_links(app, system, rep, re
     typed = rep_client.get("/reports/leads_by_source_and_status?c.0.field=created_at&c.0.op=gte&c.0.value=soon")
     assert typed.status_code == 400
     assert rep_client.get("/reports/nope").status_code == 404
+    loss = rep_client.get("/reports/loss_reasons").get_data(as_text=True)  # the report's own filter, in words
+    assert re.search(r'report-base.*Stage is one of Closed won, Closed lost', loss)
 
 
 def test_a_hidden_field_is_refused(app, client, runtime, system):
@@ -153,3 +155,39 @@ def test_builder_shows_errors_beside_the_input_and_saves_nothing(app, client, ru
     assert runtime.compiled().registry.get("report", "bad") is None
     assert mc.post("/reports/new", data=base).status_code in (400, 403)  # no CSRF token
     assert runtime.compiled().registry.get("report", "bad") is None
+
+
+def test_group_by_a_parent_field_within_the_parents_scope(app, client, runtime, system, rep, rep_client):
+    mine = system.create("account", {"name": "Mine Co", "industry": "manufacturing", "owner": rep.id})
+    theirs = system.create("account", {"name": "Theirs Co", "industry": "finance"})
+    for account in (mine, mine, theirs):
+        system.create("opportunity", {"name": "Deal", "account": account["id"], "amount": "100.00", "owner": rep.id,
+                                      "close_date": "2025-03-01"})
+    spec = {"group_by": ["account.industry"], "measures": [{"function": "sum", "field": "amount"}]}
+    got = client.post("/api/v1/aggregate/opportunity", json=spec, headers=rep.headers)
+    assert got.status_code == 200, got.get_json()
+    rows = {r["account.industry"]: r["sum_amount"] for r in got.get_json()["rows"]}
+    assert rows == {"manufacturing": "200.00", None: "100.00"}  # the other account is not the rep's to read
+    for bad, status in ((["account.nope"], 400), (["amount.x"], 400), (["account.id"], 400)):
+        answer = client.post("/api/v1/aggregate/opportunity", json={"group_by": bad}, headers=rep.headers)
+        assert answer.status_code == status, (bad, answer.get_json())
+        assert "group_by/0" in answer.get_json()["error"]["fields"]
+    role = {"kind": "role", "name": "credit_blind", "objects": {"account": {"read": "all", "report": "all"},
+                                                                "opportunity": {"read": "all", "report": "all"}},
+            "fields": {"account": {"credit_limit": "hidden"}}}
+    apply_change(runtime, documents_bundle([role]))
+    runtime.compiled(force=True)
+    blind = make_user(runtime, client, "bea", ["credit_blind"])
+    refused = client.post("/api/v1/aggregate/opportunity", json={"group_by": ["account.credit_limit"]},
+                          headers=blind.headers)
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "hidden_field"
+    manager = make_user(runtime, client, "max", ["sales_manager"])
+    mc = _client(app, manager)
+    assert 'value="account.industry"' in mc.get("/reports/new?object=opportunity").get_data(as_text=True)
+    form = {"object": "opportunity", "label_en": "Deals by industry", "group1": "account.industry",
+            "group2": "close_date", "period2": "quarter", "m.0.function": "count", "chart": "bar",
+            "sharing": "roles", "shared_with": "sales_rep"}
+    assert post(mc, "/reports/new", form).status_code == 303
+    page = rep_client.get("/reports/deals_by_industry").get_data(as_text=True)
+    assert "Account › Industry" in page and "2025-Q1" in page
+    assert re.search(r'report-total.*?<strong>3</strong>', page, re.DOTALL)

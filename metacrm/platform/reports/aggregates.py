@@ -8,7 +8,8 @@ and never shows a value the caller could not read.
 - Never grouped by `id`, a unique field or an autonumber: a group of one record is that
   record's value, a report is not a way to list records (400 `not_groupable`).
 - `group_by` takes field names, or `{"field", "period"}` for date and datetime fields; the
-  period bucket is computed in SQL (periods.py).
+  period bucket is computed in SQL (periods.py). `lookup.field` groups by a field of the parent
+  record (one level), LEFT JOINed within the parent's report and read scope (_parent_group).
 - Measures: count (rows, or non-empty values of a field), sum, avg, min, max. Money and
   other decimals come back as strings; sums stay exact (SQLite keeps decimals as scaled
   integers, see storage.ExactDecimal); averages are sum / count, rounded to the field's
@@ -30,7 +31,7 @@ from .. import schemas
 from ..derived import filter_fields
 from ..errors import BadRequest, Forbidden
 from .periods import PERIODS, period_of
-from .scope import report_hidden, require_report, scope_condition
+from .scope import can_report, report_hidden, require_report, scope_condition
 
 FUNCTIONS = ("count", "sum", "avg", "min", "max")
 NUMERIC = ("integer", "decimal", "currency", "percent")
@@ -39,8 +40,11 @@ MAX_GROUPS = 10000
 
 
 class _Group:
-    def __init__(self, key: str, fdef: FieldDef, period: str | None, expr: Any):
+    def __init__(self, key: str, fdef: FieldDef, period: str | None, expr: Any, field: str | None = None,
+                 join: tuple | None = None):
         self.key, self.fdef, self.period, self.expr = key, fdef, period, expr
+        self.field = field or fdef.name  # "account.industry" for a parent's field
+        self.join = join  # (parent alias, ON condition) for a parent's field
 
 
 class _Measure:
@@ -65,8 +69,50 @@ def _identifying(fdef: FieldDef) -> bool:
     return fdef.name == "id" or fdef.unique or fdef.type == "autonumber"
 
 
+def _parent_group(service, obj: ObjectDef, fields: Mapping[str, FieldDef], table: sa.Table, name: str,
+                  period: str | None, index: int, path: str) -> _Group:
+    """A group by a field of the parent a lookup points to (`account.industry`, one level): the
+    lookup and the parent's field must be visible to the caller, who must be able to report on the
+    parent; a parent outside their scope counts as no value (a LEFT JOIN with the scope in ON)."""
+    lookup_name, _, parent_field = name.partition(".")
+    lookup = fields.get(lookup_name)
+    if lookup is None:
+        if lookup_name in obj.all_fields:
+            _refuse(True, lookup_name, path)
+        raise BadRequest(f"Unknown field {lookup_name!r}.", code="unknown_field", fields={path: ["Unknown field."]})
+    if lookup.type != "lookup" or len(lookup.target or []) != 1 or "." in parent_field:
+        raise BadRequest(f"{lookup_name!r} is not a lookup to one object.", code="bad_report",
+                         fields={path: ["Only a lookup's target fields, one level up."]})
+    target = lookup.target[0]
+    if not service.registry.has_object(target) or not can_report(service, target):
+        raise Forbidden(f"You may not report on {target} records.", code="hidden_field",
+                        fields={path: [f"{target} is hidden from you."]})
+    tobj = service.registry.object(target)
+    tfields = _visible_fields(service, tobj)
+    fdef = tfields.get(parent_field)
+    if fdef is None:
+        if parent_field in tobj.all_fields:
+            _refuse(True, name, path)
+        raise BadRequest(f"Unknown field {name!r}.", code="unknown_field", fields={path: ["Unknown field."]})
+    if fdef.value_type in ("multipicklist", "textarea"):
+        raise BadRequest(f"Cannot group by {name!r}.", code="bad_report", fields={path: ["Not groupable."]})
+    if _identifying(fdef):
+        raise BadRequest(f"Cannot group by {name!r}: it identifies single records.", code="not_groupable",
+                         fields={path: ["Identifies single records; group by the lookup instead."]})
+    parent = service.table(target).alias(f"parent_{index}")
+    on = sa.and_(parent.c.id == table.c[lookup_name], parent.c.deleted_at.is_(None),
+                 scope_condition(service, target, parent))
+    column = parent.c[parent_field]
+    if period is not None:
+        if fdef.value_type not in ("date", "datetime"):
+            raise BadRequest(f"{name!r} is not a date field.", code="bad_report",
+                             fields={path: ["A period needs a date or datetime field."]})
+        return _Group(f"{name}_{period}", fdef, period, period_of(column, period), name, (parent, on))
+    return _Group(name, fdef, None, column, name, (parent, on))
+
+
 def _parse_groups(spec: Any, obj: ObjectDef, fields: Mapping[str, FieldDef], table: sa.Table,
-                  strict: bool) -> list[_Group]:
+                  strict: bool, service: Any = None) -> list[_Group]:
     if spec in (None, ""):
         return []
     if not isinstance(spec, list):
@@ -85,6 +131,9 @@ def _parse_groups(spec: Any, obj: ObjectDef, fields: Mapping[str, FieldDef], tab
         if not isinstance(name, str):
             raise BadRequest("A group is a field name or {field, period}.", code="bad_report",
                              fields={path: ["Not a field."]})
+        if "." in name and service is not None:
+            groups.append(_parent_group(service, obj, fields, table, name, period, index, path))
+            continue
         fdef = fields.get(name)
         if fdef is None:
             if name in obj.all_fields:
@@ -265,7 +314,7 @@ def aggregate(service, object_name: str, spec: Mapping[str, Any], *, strict: boo
     require_report(service, obj.name)
     table = service.table(obj.name)
     fields = _visible_fields(service, obj)
-    groups = _parse_groups(spec.get("group_by"), obj, fields, table, strict)
+    groups = _parse_groups(spec.get("group_by"), obj, fields, table, strict, service)
     measures = _parse_measures(spec.get("measures"), obj, fields, strict)
     limit = spec.get("limit")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
@@ -289,7 +338,11 @@ def aggregate(service, object_name: str, spec: Mapping[str, Any], *, strict: boo
                              path=exc.path) from None
 
     group_cols = [g.expr.label(f"g{i}") for i, g in enumerate(groups)]
-    query = sa.select(*group_cols, *_measure_columns(measures, table)).where(*where)
+    source: Any = table
+    for g in groups:
+        if g.join is not None:
+            source = source.outerjoin(*g.join)
+    query = sa.select(*group_cols, *_measure_columns(measures, table)).select_from(source).where(*where)
     if groups:
         query = query.group_by(*[g.expr for g in groups]).limit(MAX_GROUPS + 1)
     total_query = sa.select(*_measure_columns(measures, table)).where(*where)
@@ -322,7 +375,7 @@ def aggregate(service, object_name: str, spec: Mapping[str, Any], *, strict: boo
     totals = _measure_values(measures, totals_row) if totals_row is not None else (rows[0] if rows else {})
     return {
         "object": obj.name,
-        "group_by": [{"key": g.key, "field": g.fdef.name, "period": g.period} for g in groups],
+        "group_by": [{"key": g.key, "field": g.field, "period": g.period} for g in groups],
         "measures": [{"name": m.name, "function": m.function, "field": m.fdef.name if m.fdef else None,
                       "label": label_text(m.label, service.principal.locale, m.name) if m.label else m.name}
                      for m in measures],

@@ -91,9 +91,27 @@ def _context(service, values: dict, errors: dict, existing: dict | None, issues:
                                           for n, f in visible.items()
                                           if not _identifying(f) and f.value_type not in ("multipicklist", "textarea")),
                                          key=lambda x: x[1].lower())
+        context["group_fields"] += _parent_fields(service, obj, visible, locale)
         context["measure_fields"] = sorted(((n, f.display_label(locale)) for n, f in visible.items()
                                             if f.value_type in ORDERED), key=lambda x: x[1].lower())
     return context
+
+
+def _parent_fields(service, obj, visible: dict, locale: str) -> list[tuple[str, str, bool]]:
+    """`lookup.field` choices: the fields of each single-target lookup's parent the user may group by."""
+    from .scope import can_report
+
+    out = []
+    for name, fdef in visible.items():
+        if fdef.type != "lookup" or len(fdef.target or []) != 1 or not can_report(service, fdef.target[0]):
+            continue
+        parent = service.registry.object(fdef.target[0])
+        for pname, pdef in _visible_fields(service, parent).items():
+            if pname not in parent.fields or _identifying(pdef) or pdef.value_type in ("multipicklist", "textarea"):
+                continue
+            out.append((f"{name}.{pname}", f"{fdef.display_label(locale)} › {pdef.display_label(locale)}",
+                        pdef.value_type in ("date", "datetime")))
+    return sorted(out, key=lambda x: x[1].lower())
 
 
 def _roles(service) -> list[tuple[str, str]]:

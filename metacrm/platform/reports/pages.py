@@ -18,7 +18,7 @@ from ..api.exports import neutralise
 from ..errors import NotFound
 from ..features import Routes
 from ..web import charts, display
-from ..web.condition_rows import field_choices, rows_from_form
+from ..web.condition_rows import describe, field_choices, rows_from_form
 from ..web.core import NavEntry, current_access, current_service, render_page
 from ..web.i18n import current_locale, t
 from .aggregates import _visible_fields
@@ -68,13 +68,14 @@ def _document(service, name: str) -> dict:
     return doc
 
 
-def _group_text(service, fdef, key: str, row: dict) -> str:
+def _group_text(fdef, group: dict, row: dict) -> str:
+    key = group["key"]
     value = row.get(key)
     if value is None:
         return t("common.none")
     if f"{key}__label" in row:
         return row[f"{key}__label"]
-    if key != fdef.name:  # a period bucket: 2025-03, 2025-Q1 ...
+    if group["period"] is not None:  # a period bucket: 2025-03, 2025-Q1 ...
         return str(value)
     if fdef.is_reference:
         return str(value)
@@ -89,11 +90,26 @@ def _measure_text(fdef, function: str, value: Any) -> str:
     return display.show(fdef, value).text
 
 
+def group_field(registry, obj, name: str):
+    """The FieldDef a group names: the object's own, or `lookup.field` of the lookup's target."""
+    if "." not in name:
+        return obj.all_fields[name]
+    lookup, _, field = name.partition(".")
+    return registry.object(obj.all_fields[lookup].target[0]).all_fields[field]
+
+
+def group_title(registry, obj, name: str, locale: str) -> str:
+    if "." not in name:
+        return obj.all_fields[name].display_label(locale)
+    lookup = name.partition(".")[0]
+    return f"{obj.all_fields[lookup].display_label(locale)} › {group_field(registry, obj, name).display_label(locale)}"
+
+
 def _list_href(obj, groups: list[dict], row: dict) -> str | None:
     args = {}
     for g in groups:
         value = row.get(g["key"])
-        if g["period"] is not None or value is None or isinstance(value, bool):
+        if g["period"] is not None or value is None or isinstance(value, bool) or "." in g["field"]:
             return None
         args[f"f.{g['field']}"] = value
     return url_for("web.record_list", object_name=obj.name, **args) if args else None
@@ -123,12 +139,13 @@ def report_context(name: str) -> tuple[dict, int]:
             m["title"] = t("reports.fn.count_rows")
     table = []
     for row in result["rows"]:
-        table.append({"groups": [_group_text(service, fields[g["field"]], g["key"], row) for g in groups],
+        table.append({"groups": [_group_text(group_field(service.registry, obj, g["field"]), g, row)
+                                 for g in groups],
                       "measures": [_measure_text(m["fdef"], m["function"], row.get(m["name"])) for m in measures],
                       "href": _list_href(obj, groups, row), "raw": row})
     group_titles = []
     for g in groups:
-        title = fields[g["field"]].display_label(locale)
+        title = group_title(service.registry, obj, g["field"], locale)
         period = g["period"]
         group_titles.append(f"{title} ({t(f'reports.period.{period}')})" if period else title)
     totals = [_measure_text(m["fdef"], m["function"], result["totals"].get(m["name"])) for m in measures]
@@ -136,6 +153,7 @@ def report_context(name: str) -> tuple[dict, int]:
     return {"doc": doc, "obj": obj, "title": result["label"], "group_titles": group_titles, "measures": measures,
             "table": table, "totals": totals, "chart": chart, "rows": rows_in, "errors": errors,
             "choices": field_choices(visible), "result": result,
+            "base": describe(doc.get("filter"), obj.all_fields) if doc.get("filter") else [],
             "object_label": obj.display_label(locale, plural=True),
             "query": request.query_string.decode()}, status
 

@@ -144,3 +144,30 @@ def rows_from_filter(flt: Any) -> list[dict] | None:
             return None
         rows.append({"field": name, "op": op, "value": "" if value is None else str(value)})
     return rows
+
+
+def describe(flt: Any, fields: Mapping[str, FieldDef]) -> list[str] | None:
+    """A flat AND of simple conditions in words ("Stage is none of Won, Lost"), one per condition, in
+    the reader's language; None when the filter is anything else (nested any / not, variables)."""
+    if flt in (None, {}):
+        return []
+    parts = flt.get("all") if isinstance(flt, dict) and set(flt) == {"all"} else [flt]
+    locale = current_locale()
+    out = []
+    for part in parts if isinstance(parts, list) else []:
+        if not isinstance(part, dict) or len(part) != 1:
+            return None
+        (name, cond), = part.items()
+        fdef = fields.get(name)
+        if fdef is None:
+            return None
+        op, value = next(iter(cond.items())) if isinstance(cond, dict) and len(cond) == 1 else ("eq", cond)
+        if isinstance(cond, dict) and len(cond) != 1 or op not in (*OPERATORS["number"], *OPERATORS["text"],
+                                                                    "in", "nin", "within_last_days"):
+            return None
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, (dict, list)) or (isinstance(v, str) and v.startswith("$")) for v in values):
+            return None
+        shown = ", ".join(display.show(fdef, v).text for v in values) if op != "is_null" else ""
+        out.append(" ".join(p for p in (fdef.display_label(locale), t(f"condrows.op.{op}"), shown) if p))
+    return out
