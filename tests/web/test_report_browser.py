@@ -73,6 +73,7 @@ def test_build_and_save_a_report(session_for, server):  # noqa: F811
             page.click("#b-save")
         assert page.locator("#err-sort").is_visible()  # the error beside its input; nothing saved
         _fits(page, viewport)
+        page.locator("#err-sort").scroll_into_view_if_needed()
         s.shot(f"reports-builder-error-{locale}-{tag}.png")
         page.fill("#b-sort", "-count")
         with page.expect_navigation():
