@@ -33,6 +33,35 @@ meta_state = sa.Table(
     sa.Column("updated_at", UtcDateTime),
 )
 
+# The metadata change log (platform/changelog.py): one row per applied change (who, when, how,
+# the new version, the storage it changed), one row per document it touched with the body
+# before and after (NULL = absent), written in the same transaction as the change itself.
+meta_change = sa.Table(
+    "mc_meta_change",
+    system_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version", sa.Integer, nullable=False, index=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),  # a user id, or "system"
+    sa.Column("via", sa.String(16), nullable=False),  # api, web, cli, boot, plugin, system
+    sa.Column("plugin", sa.String(64)),  # the plugin whose install / upgrade / uninstall this was
+    sa.Column("reverts", sa.Integer),  # the change this one reverted
+    sa.Column("storage", sa.JSON),  # the storage diff (tables, columns, indexes)
+    sa.Index("ix_mc_meta_change_actor", "actor", "id"),
+)
+
+meta_change_document = sa.Table(
+    "mc_meta_change_document",
+    system_metadata,
+    sa.Column("change_id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("action", sa.String(8), nullable=False),  # added, changed, removed
+    sa.Column("before", sa.Text),
+    sa.Column("after", sa.Text),
+    sa.Index("ix_mc_meta_change_document_doc", "kind", "name", "change_id"),
+)
+
 setting = sa.Table(
     "mc_setting",
     system_metadata,
