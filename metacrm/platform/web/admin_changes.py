@@ -15,7 +15,7 @@ from ...metadata.schema import KINDS
 from .. import changelog
 from ..errors import BadRequest, MetadataInvalid, NotFound, StaleVersion
 from ..i18n import format_datetime
-from .admin import _issues, _line_kind, _pretty, _require_admin, _storage_lines, _text_diff
+from .admin import _issues, _line_kind, _pretty, _require_admin
 from .core import NavEntry, add_nav, notify, page, redirect_to, render_page, runtime
 from .i18n import current_locale, t
 
@@ -51,7 +51,22 @@ def _shown(entry: dict, names: dict[str, str]) -> dict:
     return {**entry, "who": _who(entry, names), "via_text": _via(entry),
             "when": format_datetime(entry["at"], current_locale()),
             "href": url_for("web.admin_change", change_id=entry["id"]),
-            "storage_lines": _storage_lines(entry.get("storage") or {})}
+            "storage_lines": storage_lines(entry.get("storage") or {})}
+
+
+def storage_lines(storage: dict) -> list[str]:
+    """The storage diff as readable lines in the reader's language (tables and columns are the
+    real names: that is what a DBA looks for)."""
+    out = [t("changes.st_new_table", table=name) for name in storage.get("new_tables") or []]
+    out += [t("changes.st_new_column", table=c["table"], column=c["column"], type=c["type"])
+            for c in storage.get("new_columns") or []]
+    for key in ("restored_column", "archived_column", "new_index"):
+        out += [t(f"changes.st_{key}", table=c["table"], column=c["column"]) for c in storage.get(f"{key}s") or []]
+    out += [t("changes.st_changed_column", table=c.get("table"), column=c.get("column"), old=c.get("old_type"),
+              new=c.get("new_type")) for c in storage.get("changed_columns") or []]
+    out += [t("changes.st_dropped_index", table=c.get("table"), index=c.get("index"))
+            for c in storage.get("dropped_indexes") or []]
+    return out
 
 
 def _filters() -> tuple[changelog.Filters, dict]:
@@ -103,12 +118,25 @@ def _entry(change_id: int) -> dict:
         return changelog.get_change(conn, change_id)
 
 
-def _doc_diff(kind: str, name: str, before: dict | None, after: dict | None) -> list[dict]:
+def _doc_diff(kind: str, name: str, before: dict | None, after: dict | None,
+              labels: tuple[str, str] = ("changes.before", "changes.after")) -> list[dict]:
     old = _pretty(before).splitlines() if before is not None else []
     new = _pretty(after).splitlines() if after is not None else []
     return [{"text": line, "kind": _line_kind(line)}
-            for line in difflib.unified_diff(old, new, f"{kind}/{name} ({t('changes.before')})",
-                                             f"{kind}/{name} ({t('changes.after')})", lineterm="", n=2)]
+            for line in difflib.unified_diff(old, new, f"{kind}/{name} ({t(labels[0])})",
+                                             f"{kind}/{name} ({t(labels[1])})", lineterm="", n=2)]
+
+
+def _revert_diff(plan: changelog.RevertPlan) -> list[dict]:
+    """What the revert does to each live document, line by line (as the raw editor's preview)."""
+    registry = runtime().registry()
+    labels = ("changes.live", "changes.after_revert")
+    lines = []
+    for doc in plan.documents:
+        lines += _doc_diff(doc["kind"], doc["name"], registry.get(doc["kind"], doc["name"]), doc, labels)
+    for kind, name in plan.deletes:
+        lines += _doc_diff(kind, name, registry.get(kind, name), None, labels)
+    return lines
 
 
 @page("/admin/changes/<int:change_id>")
@@ -136,7 +164,7 @@ def _revert_outcome(change_id: int, document: tuple[str, str] | None, apply: boo
     try:
         with runtime().reading() as conn:
             plan = changelog.revert_plan(conn, change_id, document)
-        text_diff = _text_diff(plan.documents, plan.deletes)
+        text_diff = _revert_diff(plan)
         result = changelog.revert(runtime(), change_id, document, dry_run=not apply)
     except MetadataInvalid as exc:
         return {"issues": _issues(exc), "status": 400}
@@ -149,7 +177,7 @@ def _revert_outcome(change_id: int, document: tuple[str, str] | None, apply: boo
                             if exc.code == "nothing_to_revert" else exc.message}], "status": 400}
     diff = result.diff
     docs = diff.get("documents", {})
-    storage = _storage_lines(diff.get("storage", {}))
+    storage = storage_lines(diff.get("storage", {}))
     unchanged = not (docs.get("added") or docs.get("changed") or docs.get("removed") or storage)
     return {"result": result, "docs_diff": docs, "storage": storage, "unchanged": unchanged,
             "text_diff": text_diff, "status": 200}
