@@ -141,6 +141,7 @@ def test_keyset_paging_and_filters(runtime, client, admin_headers):
     ({"cursor": "nonsense"}, "bad_cursor"), ({"cursor": "Yzk5OTk5OTk5OTk5"}, "bad_cursor"),
     ({"limit": "0"}, None), ({"limit": "201"}, None), ({"limit": "x"}, None),
     ({"kind": "nope"}, "bad_parameter"), ({"document": "object"}, "bad_parameter"),
+    ({"user": "a\x00b"}, "bad_parameter"), ({"document": "object/a\x00b"}, "bad_parameter"),
 ])
 def test_bad_parameters_are_precise_400s(client, admin_headers, params, code):
     response = client.get("/api/v1/meta/changes", query_string=params, headers=admin_headers)

@@ -119,7 +119,16 @@ def decode_cursor(cursor: str) -> int:
                          code="bad_cursor", parameter="cursor") from None
 
 
+def check_parameter(value: str | None, parameter: str) -> str | None:
+    """A filter value from the query string: text a database can compare (PostgreSQL refuses NUL)."""
+    if value is not None and ("\x00" in value or len(value) > 200):
+        raise BadRequest(f"{parameter} must be text of at most 200 characters, without NUL characters.",
+                         code="bad_parameter", parameter=parameter)
+    return value
+
+
 def parse_document(value: str) -> tuple[str, str]:
+    check_parameter(value, "document")
     kind, sep, name = value.partition("/")
     if not sep or not kind or not name:
         raise BadRequest(f"document must be kind/name (e.g. object/account), not {value!r}.",

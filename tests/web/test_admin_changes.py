@@ -146,5 +146,6 @@ def test_filters_paging_and_bad_input(admin_client, runtime):
     assert admin_client.get("/admin/changes?kind=nope").status_code == 400
     assert admin_client.get("/admin/changes?document=nope").status_code == 400
     assert admin_client.get("/admin/changes?cursor=zzz").status_code == 400
+    assert admin_client.get("/admin/changes?user=a%00b").status_code == 400
     assert admin_client.get("/admin/changes/999999").status_code == 404
     assert admin_client.get("/admin/changes/1/revert?document=object/none").status_code == 404

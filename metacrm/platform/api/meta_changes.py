@@ -29,9 +29,7 @@ def _filters() -> changelog.Filters:
         raise BadRequest(f"Unknown metadata kind {kind!r}; kinds are {', '.join(KINDS)}.", code="bad_parameter",
                          parameter="kind")
     document = request.args.get("document") or None
-    user = request.args.get("user") or None
-    if user is not None and len(user) > 64:
-        raise BadRequest("user must be a user id or system.", code="bad_parameter", parameter="user")
+    user = changelog.check_parameter(request.args.get("user") or None, "user")
     return changelog.Filters(kind=kind, document=changelog.parse_document(document) if document else None, user=user)
 
 

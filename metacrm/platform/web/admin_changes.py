@@ -71,7 +71,7 @@ def storage_lines(storage: dict) -> list[str]:
 
 def _filters() -> tuple[changelog.Filters, dict]:
     args = request.args
-    values = {k: (args.get(k) or "").strip() for k in ("kind", "document", "user")}
+    values = {k: changelog.check_parameter((args.get(k) or "").strip(), k) or "" for k in ("kind", "document", "user")}
     if values["kind"] and values["kind"] not in KINDS:
         raise BadRequest(t("changes.bad_kind", kind=values["kind"]))
     document = None
