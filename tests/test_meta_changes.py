@@ -281,3 +281,18 @@ def test_plugin_install_and_uninstall_are_recorded_with_the_plugin(runtime, make
     assert added["documents"] == [{"kind": "object", "name": "tp__note", "action": "added"}]
     assert (removed["plugin"], removed["user"]) == ("tp", "system")
     assert removed["documents"][0]["action"] == "removed"
+
+
+def test_reverting_a_whole_change_puts_every_document_back(runtime, client, admin_headers):
+    assert client.put("/api/v1/meta/object/thing", json=THING, headers=admin_headers).status_code == 200
+    bundle = {"documents": [{**THING, "name": "gadget"}], "delete": [{"kind": "object", "name": "thing"}]}
+    assert client.post("/api/v1/meta/apply", json=bundle, headers=admin_headers).status_code == 200
+    both = changes(client, admin_headers)["items"][0]
+    assert len(both["documents"]) == 2
+    plan = client.post(f"/api/v1/meta/changes/{both['id']}/revert?dry_run=1", headers=admin_headers).get_json()
+    assert plan["diff"]["documents"] == {"added": ["object/thing"], "changed": [], "removed": ["object/gadget"]}
+    assert client.post(f"/api/v1/meta/changes/{both['id']}/revert", headers=admin_headers).status_code == 200
+    assert client.get("/api/v1/meta/object/gadget", headers=admin_headers).status_code == 404
+    assert client.get("/api/v1/meta/object/thing", headers=admin_headers).get_json()["fields"] == THING["fields"]
+    entry = changes(client, admin_headers)["items"][0]
+    assert entry["reverts"] == both["id"] and {d["action"] for d in entry["documents"]} == {"added", "removed"}
