@@ -213,6 +213,27 @@ def create_system_tables(engine_or_conn) -> None:
     system_metadata.create_all(engine_or_conn)
 
 
+def ensure_system_tables(engine: sa.Engine) -> list[str]:
+    """Create the system tables a newer release added (e.g. the metadata change log) in a
+    database initialised by an older one, when a server or worker starts: one catalogue read
+    when nothing is missing; created under the boot lock so two starting servers do not race.
+    A database that was never initialised is left to `metacrm init`. Returns the names created."""
+    try:
+        with engine.connect() as conn:
+            present = set(sa.inspect(conn).get_table_names())
+    except Exception:  # noqa: BLE001 - no database yet (e.g. `metacrm metadata validate`)
+        return []
+    if meta_state.name not in present:
+        return []
+    missing = [t for t in system_metadata.sorted_tables if t.name not in present]
+    if not missing:
+        return []
+    with boot_lock(engine):
+        with engine.begin() as conn:
+            system_metadata.create_all(conn, tables=missing, checkfirst=True)
+    return [t.name for t in missing]
+
+
 def insert_ignore(conn: sa.Connection, table: sa.Table, values: dict, keys: list[str]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING on both databases: a row that another server created at
     the same moment is left as it is (read it afterwards). True if this call inserted it."""

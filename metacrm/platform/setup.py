@@ -49,6 +49,7 @@ def build_runtime(config: Config, engine: sa.Engine | None = None) -> Runtime:
     _register_core_sweeps(runtime)
     for module in feature_modules():
         module.register(runtime)
+    db.ensure_system_tables(runtime.engine)  # an upgrade's new system tables, before any request
     return runtime
 
 
