@@ -100,10 +100,13 @@ def matching_entry(rule: Rule, obj, record: dict) -> Entry | None:
 def _user_id(ctx, name: str) -> str:
     """A user named by username or id; an unknown name is returned as is, and the owner rule
     then refuses it by name (the user was deleted since the rule was applied)."""
-    users = ctx.service.table("user")
-    row = ctx.conn.execute(sa.select(users.c.id).where(
-        sa.or_(users.c.id == name, users.c.username == name), users.c.deleted_at.is_(None)).limit(1)).first()
-    return row.id if row else name
+    cache = ctx.tx.__dict__.setdefault("rule_users", {})  # one lookup per transaction (imports)
+    if name not in cache:
+        users = ctx.service.table("user")
+        row = ctx.conn.execute(sa.select(users.c.id).where(
+            sa.or_(users.c.id == name, users.c.username == name), users.c.deleted_at.is_(None)).limit(1)).first()
+        cache[name] = row.id if row else name
+    return cache[name]
 
 
 def apply_rule(ctx) -> bool:
