@@ -75,6 +75,8 @@ def url_for_rule(rule, ids: dict) -> str:
               "name": "lead", "action": "install", "filename": "app.css"}
     if rule.endpoint.startswith("web.admin_plugin"):
         values["name"] = "erp_connector"
+    if rule.endpoint.startswith("web.admin_role"):
+        values["name"] = "sales_rep"
     if rule.endpoint == "web.switch_app":
         values["name"] = "sales"
     if rule.endpoint == "web.pool_record":  # a record waiting in the pool
