@@ -21,6 +21,7 @@ from ..dedup.matching import lock_keys
 from ..errors import CrmError, Forbidden, NotFound, StaleVersion
 from ..records import RecordService
 from ..security import Principal
+from ..storage import compared, compared_value
 from .parsing import Parsed, check_columns, parse
 
 DEFAULT_BATCH = 1000
@@ -70,8 +71,9 @@ class _State:
 
 
 def _coerce_key(fdef, value: Any) -> Any:
+    """The key as it is compared: a unique email with A-Z folded (Ann@X.com matches ann@x.com)."""
     field_ = schemas.marshmallow_field(fdef)
-    return field_.deserialize(value)
+    return compared_value(field_.deserialize(value), fdef)
 
 
 def _upsert_lock(object_name: str, key: str, value: Any) -> int:
@@ -149,9 +151,10 @@ def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | No
                     # the second finds the first's record instead of creating its own (PostgreSQL;
                     # SQLite's BEGIN IMMEDIATE already serialises writers)
                     lock_keys(tx.conn, [_upsert_lock(obj.name, key, value) for value in wanted])
+                    key_column = compared(table.c[key], fdef)
                     existing = dict(tx.conn.execute(
-                        sa.select(table.c[key], table.c.id).where(
-                            table.c[key].in_(list(wanted)), table.c.deleted_at.is_(None),
+                        sa.select(key_column, table.c.id).where(
+                            key_column.in_(list(wanted)), table.c.deleted_at.is_(None),
                             svc.access.row_filter(obj.name, "read", table))
                     ).fetchall())
                 for value, items in wanted.items():
@@ -175,7 +178,7 @@ def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | No
                         # a save outside the import took the unique value since we looked: update it
                         # (only a record the caller may read: else the not_unique stands, no oracle)
                         found = tx.conn.execute(sa.select(table.c.id).where(
-                            table.c[key] == _coerce_key(obj.fields[key], data[key]),
+                            compared(table.c[key], obj.fields[key]) == _coerce_key(obj.fields[key], data[key]),
                             table.c.deleted_at.is_(None), svc.access.row_filter(obj.name, "read", table))).scalar()
                         if found is not None:
                             out[number] = _upsert_update(svc, tx, obj, number, found, data)
