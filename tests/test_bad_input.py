@@ -236,6 +236,14 @@ def test_a_rollup_sum_that_no_longer_fits_refuses_the_child_save(runtime, client
     assert created == 0 or created == 1
     assert answer.status_code == 422 and answer.get_json()["error"]["code"] == "value_out_of_range"
     assert answer.get_json()["error"]["field"] in ("total", "gross")
+    # an import: only the row that would overflow the parent's rollup fails, with its row number
+    third = client.post("/api/v1/records/ov_parent", json={"name": "R"}, headers=admin_headers).get_json()
+    csv = f"name,parent,price\nx,{third['id']},1.00\ny,{third['id']},{MONEY_MAX}\nz,{third['id']},2.00\n"
+    report = client.post(f"{url}/import", data=csv, content_type="text/csv", headers=admin_headers).get_json()
+    assert [(r["row"], r["status"]) for r in report["rows"]] == [(1, "created"), (2, "error"), (3, "created")]
+    assert report["rows"][1]["code"] == "value_out_of_range" and "price" in report["rows"][1]["fields"]
+    total = client.get(f"/api/v1/records/ov_parent/{third['id']}", headers=admin_headers).get_json()["total"]
+    assert total == "3.00"
     back = client.get(f"/api/v1/records/ov_parent/{other['id']}", headers=admin_headers).get_json()
     assert back["version"] == other["version"] + created
     before = client.get(f"/api/v1/records/ov_child/{first.get_json()['id']}", headers=admin_headers).get_json()

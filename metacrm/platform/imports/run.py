@@ -18,7 +18,7 @@ from marshmallow import ValidationError
 from .. import schemas
 from ..dedup import DuplicateFinder
 from ..dedup.matching import lock_keys
-from ..errors import CrmError, Forbidden, NotFound, StaleVersion
+from ..errors import CrmError, Forbidden, NotFound, OutOfRange, StaleVersion
 from ..records import RecordService
 from ..security import Principal
 from ..storage import compared, compared_value
@@ -105,6 +105,39 @@ def _upsert_update(svc: RecordService, tx, obj, number: int, record_id: str, dat
     raise AssertionError("unreachable")
 
 
+def _create_rows(svc: RecordService, tx, obj, rows: list[dict], finder) -> list[dict]:
+    """The batch's new rows with one create_many. A refusal that only shows after the rows are
+    written (a rollup on a parent that would overflow, 422 value_out_of_range) undoes the batch's
+    savepoint; the rows are then created one by one, so that only the rows that cause it fail,
+    each with its own error (and row number). The duplicate finder forgets what it remembered of
+    rows that were undone."""
+    saved = _finder_memory(finder)
+    try:
+        with tx.conn.begin_nested():
+            return svc.create_many(obj.name, rows, dedup_batch=finder)
+    except OutOfRange:
+        _restore_finder(finder, saved)
+    results = []
+    for data in rows:
+        saved = _finder_memory(finder)
+        try:
+            with tx.conn.begin_nested():
+                results.extend(svc.create_many(obj.name, [data], dedup_batch=finder))
+        except OutOfRange as exc:
+            _restore_finder(finder, saved)
+            results.append({"status": "error", **exc.to_dict()})
+    return results
+
+
+def _finder_memory(finder) -> tuple:
+    return ({key: {probe: list(items) for probe, items in by_probe.items()} for key, by_probe in finder.seen.items()},
+            set(finder.remembered))
+
+
+def _restore_finder(finder, saved: tuple) -> None:
+    finder.seen, finder.remembered = saved[0], saved[1]
+
+
 def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | None, dry_run: bool,
                   state: _State) -> list[dict]:
     out: dict[int, dict] = {}
@@ -171,7 +204,7 @@ def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | No
                 creates.sort(key=lambda item: item[0])
                 if state.finder.rules:
                     state.finder.prefetch(tx.conn, [data for _, data in creates])
-                results = svc.create_many(obj.name, [data for _, data in creates], dedup_batch=state.finder)
+                results = _create_rows(svc, tx, obj, [data for _, data in creates], state.finder)
                 for (number, data), result in zip(creates, results):
                     out[number] = _result_entry(number, result)
                     if key is not None and _lost_race(out[number], key) and not dry_run:
