@@ -56,4 +56,5 @@ def register(runtime: Any) -> None:
 
 
 FEATURE = Feature("approval", api=api.routes, pages=pages.routes, nav=pages.NAV, templates=HERE / "templates",
-                  messages=HERE / "messages", openapi=api.openapi_paths, record_buttons=pages.record_buttons)
+                  messages=HERE / "messages", openapi=api.openapi_paths, record_buttons=pages.record_buttons,
+                  record_banners=pages.record_banners)

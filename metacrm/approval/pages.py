@@ -22,9 +22,12 @@ from ..platform.web.core import (
 )
 from ..platform.web.i18n import current_locale, t
 from .decisions import decide, recall
+from .gates import INVALIDATED, latest_request
 from .processes import processes_for
+from .state import APPROVED, PENDING, REJECTED, T_PENDING, tasks_of
 from .submission import submit
 from .views import get_request, queue
+from .views import iso as views_iso
 
 routes = Routes()
 page = routes.page
@@ -199,10 +202,67 @@ def _nav_label() -> str:
     return t("nav.approvals_count", count=count) if count else t("nav.approvals")
 
 
+def _latest_requests(obj, record: dict) -> list:
+    """The newest request of each of the object's processes for this record, newest first."""
+    registry = current_service().registry
+    processes = processes_for(registry, obj.name)
+    if not processes or not record.get("id"):
+        return []
+    with runtime().reading() as conn:
+        found = [latest_request(conn, p["name"], obj.name, record["id"]) for p in processes]
+    return sorted((r for r in found if r is not None), key=lambda r: (r.submitted_at, r.id), reverse=True)
+
+
+def record_banners(obj, record: dict) -> list[dict]:
+    """Where the record stands in its approval: pending (process, step n of m, who decides),
+    approved, rejected, or approved but no longer current (changed since)."""
+    latest = _latest_requests(obj, record)
+    if not latest:
+        return []
+    req = latest[0]
+    principal = current_principal()
+    me = principal.user_id if principal else None
+    process = _process_label(req.process)
+    when = display.datetime_text(views_iso(req.decided_at or req.submitted_at) or "")
+    banner = {"id": "approval-banner", "href": None, "link": t("approvals.open_request")}
+    if req.status == PENDING:
+        chain = list(req.chain or [])
+        with runtime().reading() as conn:
+            current = sorted({tk.approver for tk in tasks_of(conn, req.id)
+                              if tk.round == req.round and tk.status == T_PENDING and tk.approver})
+        names = user_names(current)
+        waiting = "、".join(names.get(a, a) for a in current) if current_locale() == "zh-CN" else \
+            ", ".join(names.get(a, a) for a in current)
+        banner.update(tone="info", text=t(
+            "approvals.banner.pending", process=process, number=(chain.index(req.step_index) + 1)
+            if req.step_index in chain else 1, total=max(len(chain), 1), step=_step_text(req.process, req.step_name),
+            approvers=waiting or t("common.none")))
+        involved = me is not None and (me == req.submitter or me in current or current_service().access.is_admin)
+    elif req.status == APPROVED:
+        banner.update(tone="success", text=t("approvals.banner.approved", process=process, when=when))
+        involved = me is not None and (me == req.submitter or current_service().access.is_admin)
+    elif req.status == REJECTED:
+        banner.update(tone="warning", text=t("approvals.banner.rejected", process=process, when=when))
+        involved = me is not None and (me == req.submitter or current_service().access.is_admin)
+    elif req.status == INVALIDATED:
+        banner.update(tone="warning", text=t("approvals.banner.invalidated", process=process))
+        involved = False
+    else:
+        return []
+    if involved:
+        banner["href"] = url_for("web.approval_request", request_id=req.id)
+    return [banner]
+
+
 def record_buttons(obj, record: dict) -> list[dict]:
-    """"Submit for approval" on a record whose object has a process, for a user who may edit it."""
+    """"Submit for approval" on a record whose object has a process, for a user who may edit it,
+    unless a request is pending or the newest one approved it (a change that invalidates the
+    approval, a rejection or a recall offers it again)."""
     access = current_service().access
     if not processes_for(access.registry, obj.name) or not access.allows_row(obj.name, "edit", record):
+        return []
+    latest = _latest_requests(obj, record)
+    if any(r.status == PENDING for r in latest) or (latest and latest[0].status == APPROVED):
         return []
     return [{"id": "submit-approval", "label": t("approvals.submit"), "method": "post",
              "url": url_for("web.approval_submit", object_name=obj.name, record_id=record["id"])}]

@@ -215,7 +215,7 @@ class ObjectDef:
             label=doc.get("label") or doc["name"],
             plural_label=doc.get("plural_label") or doc.get("label") or doc["name"],
             name_field=doc.get("name_field"),
-            record_types=list(doc.get("record_types") or []),
+            record_types=[rt["name"] if isinstance(rt, dict) else rt for rt in doc.get("record_types") or []],
             track_history=list(doc.get("track_history") or []),
             fields=fields,
             system_object=bool(doc.get("system", False)),
@@ -237,3 +237,14 @@ class ObjectDef:
 
     def display_label(self, locale: str = "en", plural: bool = False) -> str:
         return label_text(self.plural_label if plural else self.label, locale, self.name)
+
+    @cached_property
+    def record_type_labels(self) -> dict[str, Any]:
+        """{record type: its label map} for the types declared with a label."""
+        return {rt["name"]: rt["label"] for rt in self.doc.get("record_types") or []
+                if isinstance(rt, dict) and rt.get("label")}
+
+    def record_type_label(self, name: str, locale: str = "en") -> str:
+        """A record type in the reader's words ('channel_partner' → 'Channel partner' without a label)."""
+        label = self.record_type_labels.get(name)
+        return label_text(label, locale, name) if label else name.replace("_", " ").capitalize()

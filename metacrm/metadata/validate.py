@@ -143,6 +143,12 @@ def formula_problems(obj: ObjectDef, field_name: str, expression: str) -> list[s
 
 def check_object(registry: Registry, doc: dict, report: Report) -> None:
     obj = registry.objects[doc["name"]]
+    types_seen: set = set()
+    for index, rt in enumerate(doc.get("record_types") or []):
+        name = rt.get("name") if isinstance(rt, dict) else rt
+        if name in types_seen:
+            report(f"/record_types/{index}", f"record type {name!r} is listed twice")
+        types_seen.add(name)
     seen = set()
     for index, fdoc in enumerate(doc.get("fields") or []):
         name = fdoc.get("name")

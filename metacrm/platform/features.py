@@ -96,6 +96,9 @@ class Feature:
     # record_buttons(obj, record) -> [{"id", "label", "url", "method": "get" | "post"}]: buttons the
     # feature adds to a record's detail page for the current user (called in the request).
     record_buttons: Callable[[Any, dict], list[dict]] | None = None
+    # record_banners(obj, record) -> [{"id", "tone": "info" | "success" | "warning", "text", "href"?,
+    # "link"?}]: notices above a record's detail page (e.g. "awaiting approval, step 2 of 2").
+    record_banners: Callable[[Any, dict], list[dict]] | None = None
     template_globals: dict = field(default_factory=dict)
 
 

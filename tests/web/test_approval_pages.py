@@ -115,3 +115,33 @@ def test_outsiders_see_no_request_and_posts_need_csrf(team, runtime, client, app
     assert refused.status_code == 400 and "security token" in text(refused)
     assert "Pending" in text(boss_web.get(f"/approvals/{request_id}"))
     assert rep_web.post(f"/records/account/{account['id']}/submit").status_code == 400
+
+
+def test_the_detail_page_shows_where_the_approval_stands(team, system):
+    """A banner with process, step n of m and who decides while pending; no second "Submit"
+    while pending or once approved; after a rejection the banner says so and Submit is back."""
+    boss_web, rep_web, account = team
+    url = f"/records/account/{account['id']}"
+    assert 'id="approval-banner"' not in text(rep_web.get(url))
+    request_id, _ = submit(rep_web, account)
+    detail = text(rep_web.get(url))
+    banner = detail[detail.index('id="approval-banner"'):]
+    banner = banner[:banner.index("</div>")]
+    assert "Awaiting approval: Customer registration (报备), step 1 of 1 (Supervisor), waiting for Bea." in banner
+    assert f'href="/approvals/{request_id}"' in banner  # the submitter may open the request
+    assert 'id="submit-approval"' not in detail
+    follow(boss_web, post(boss_web, f"/approvals/{request_id}/decide", {"decision": "approve"}))
+    detail = text(rep_web.get(url))
+    assert "Approved: Customer registration" in detail and 'id="submit-approval"' not in detail
+
+
+def test_a_rejected_record_says_so_and_may_be_submitted_again(team, system, runtime):
+    boss_web, rep_web, account = team
+    request_id, _ = submit(rep_web, account)
+    follow(boss_web, post(boss_web, f"/approvals/{request_id}/decide", {"decision": "reject", "comment": "no"}))
+    detail = text(rep_web.get(f"/records/account/{account['id']}"))
+    assert "Rejected: Customer registration" in detail and 'id="submit-approval"' in detail
+    rep = system.get("user", system.list("user", filter={"username": "sam"})[0][0]["id"])
+    system.update("user", rep["id"], {"locale": "zh-CN"})
+    zh = text(rep_web.get(f"/records/account/{account['id']}"))
+    assert "已驳回" in zh and "请修改后重新提交" in zh

@@ -50,17 +50,18 @@ def test_claim_one_and_claim_selected_through_the_page(rep_client, system, rep):
     assert "Claim Alpha" in page and "Claim selected" in page and 'name="one"' in page
     assert 'id="assign-selected"' not in page  # a member, not an admin
     after = follow(rep_client, post(rep_client, "/pools/general_leads/claim", {"one": first["id"]}))
-    assert "1 record(s) claimed." in after and "Claim Alpha" not in after
+    waiting = after.split('id="pool-held-card"')[0]
+    assert "1 record(s) claimed." in after and "Claim Alpha" not in waiting
     assert system.get("lead", first["id"])["owner"] == rep.id
     after = follow(rep_client, post(rep_client, "/pools/general_leads/claim", {"ids": [second["id"], third["id"]]}))
     assert "2 record(s) claimed." in after
     assert {system.get("lead", r["id"])["owner"] for r in (second, third)} == {rep.id}
     again = follow(rep_client, post(rep_client, "/pools/general_leads/claim", {"one": first["id"]}))
-    assert "[not_in_pool]" in again and "no longer in this pool" in again
+    assert "no longer in this pool" in again and "[not_in_pool]" not in again  # no raw codes
     assert "Select at least one record." in follow(rep_client, post(rep_client, "/pools/general_leads/claim", {}))
 
 
-def test_a_limit_failure_is_shown_with_its_code(runtime, rep_client, system, rep):
+def test_a_limit_failure_is_shown_in_words(runtime, rep_client, system, rep):
     doc = json.loads(POOL_FILE.read_text(encoding="utf-8"))
     doc["claim"] = {"max_per_day": 1}
     apply_change(runtime, documents_bundle([doc]))
@@ -69,11 +70,11 @@ def test_a_limit_failure_is_shown_with_its_code(runtime, rep_client, system, rep
     assert "1 per day." in text(rep_client.get("/pools/general_leads"))
     after = follow(rep_client, post(rep_client, "/pools/general_leads/claim", {"ids": [first["id"], second["id"]]}))
     assert "1 record(s) claimed." in after
-    assert "you reached today's claim limit (1 per day). [max_per_day]" in after
+    assert "Not done: you reached today's claim limit (1 per day)." in after and "[max_per_day]" not in after
     assert system.get("lead", second["id"])["owner"] is None
     system.update("user", rep.id, {"locale": "zh-CN"})
     zh = follow(rep_client, post(rep_client, "/pools/general_leads/claim", {"one": second["id"]}))
-    assert "每天 1 条" in zh and "[max_per_day]" in zh
+    assert "每天 1 条" in zh and "已达上限" in zh and "[max_per_day]" not in zh
 
 
 def test_a_pool_admin_assigns_to_a_user(admin_client, system, rep):
@@ -121,3 +122,35 @@ def test_a_post_without_csrf_is_refused(rep_client, system):
     assert response.status_code == 400 and "security token" in text(response)
     assert system.get("lead", record["id"])["owner"] is None
     assert rep_client.post(f"/records/lead/{record['id']}/release", data={}).status_code == 400
+
+
+def test_pool_rows_open_a_preview_the_member_may_claim_from(rep_client, system, rep):
+    record = pooled(system, "Preview Me")
+    page = text(rep_client.get("/pools/general_leads"))
+    href = f'/pools/general_leads/records/{record["id"]}'
+    assert f'href="{href}"' in page
+    preview = text(rep_client.get(href))
+    assert "Preview Me" in preview and "Waiting in the pool" in preview and 'id="claim-record"' in preview
+    assert 'name="_csrf"' in preview and 'id="assign-record"' not in preview  # a member, not an admin
+    after = post(rep_client, "/pools/general_leads/claim", {"one": record["id"], "after": "record"})
+    assert after.status_code == 303 and after.headers["Location"].endswith(f"/records/lead/{record['id']}")
+    assert system.get("lead", record["id"])["owner"] == rep.id
+    assert rep_client.get(href).status_code == 404  # no longer waiting
+    assert rep_client.get("/pools/general_leads/records/not-an-id").status_code == 404
+
+
+def test_the_pool_page_states_its_recycle_rules_and_when_held_records_return(rep_client, system, rep):
+    record = pooled(system, "Held From Pool")
+    follow(rep_client, post(rep_client, "/pools/general_leads/claim", {"one": record["id"]}))
+    page = text(rep_client.get("/pools/general_leads"))
+    rules = page[page.index('id="pool-rules"'):]
+    assert "When records return to this pool" in rules
+    assert "Returns when not followed up for 3 days" in rules
+    held = page[page.index('id="pool-held"'):]
+    row = held[held.index(f'data-id="{record["id"]}"'):]
+    row = row[:row.index("</tr>")]
+    assert "in 3 days" in row and "Returns when not followed up for 3 days" in row
+    assert "You hold 1 record(s) from this pool" in page
+    system.update("user", rep.id, {"locale": "zh-CN"})
+    zh = text(rep_client.get("/pools/general_leads"))
+    assert "记录何时退回此公海池" in zh and "3 天后" in zh

@@ -332,3 +332,57 @@ def test_new_child_from_a_related_list_is_prefilled_with_the_parent(admin_client
     response = post(admin_client, "/records/activity/new", {"subject": "Visit", "related_to": lead["id"]})
     assert response.status_code == 303
     assert "Visit" in text(admin_client.get(f"/records/lead/{lead['id']}"))
+
+
+# --- record types ---------------------------------------------------------------------------------
+
+
+def test_record_types_show_their_labels_in_both_languages(admin_client, system, runtime):
+    """A record type is declared with a label per locale; pages and the describe API show the label."""
+    account = system.create("account", {"name": "Typed Co", "record_type": "channel_partner"})
+    page = text(admin_client.get(f"/records/account/{account['id']}"))
+    assert '<span class="badge">Channel partner</span>' in page
+    form = text(admin_client.get("/records/account/new"))
+    assert ">Channel partner</a>" in form and "channel_partner</a>" not in form
+    described = admin_client.get("/api/v1/meta/objects/account?locale=zh-CN").get_json()
+    assert described["record_types"] == ["enterprise", "channel_partner", "government"]
+    admin = system.list("user", filter={"username": "admin"})[0][0]
+    system.update("user", admin["id"], {"locale": "zh-CN"})
+    zh = text(admin_client.get(f"/records/account/{account['id']}"))
+    assert '<span class="badge">渠道伙伴</span>' in zh
+
+
+def test_a_record_type_listed_twice_is_refused(runtime):
+    import json
+    from pathlib import Path
+
+    from metacrm.platform.errors import MetadataInvalid
+
+    path = Path(__file__).parents[2] / "metacrm/default_schemas/objects/lead.object.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["record_types"] = ["standard", {"name": "standard", "label": {"en": "Again", "zh-CN": "重复"}}]
+    try:
+        apply_change(runtime, documents_bundle([doc]))
+    except MetadataInvalid as exc:
+        assert any(i.path == "/record_types/1" for i in exc.issues), exc.issues
+    else:
+        raise AssertionError("a duplicated record type was accepted")
+
+
+# --- duplicates -----------------------------------------------------------------------------------
+
+
+def test_a_blocked_duplicate_names_the_rule_and_links_the_record_the_user_may_see(admin_client, system):
+    existing = new_lead(system, "Dup Co", project_name="Roll-out", owner=None, email="dup@example.com")
+    response = post(admin_client, "/records/lead/new", {**LEAD_FORM, "company": "Dup Co", "project_name": "Roll-out",
+                                                        "email": "other@example.com"})
+    assert response.status_code == 409, response.text
+    page = text(response)
+    assert "Not saved: it matches 1 existing Lead record(s) (duplicate rule: Same company and project, or same contact)." in page
+    assert f'href="/records/lead/{existing["id"]}"' in page and "Open Dup Co" in page
+    assert "lead_same_company_or_contact" not in page
+    admin = system.list("user", filter={"username": "admin"})[0][0]
+    system.update("user", admin["id"], {"locale": "zh-CN"})
+    zh = text(post(admin_client, "/records/lead/new", {**LEAD_FORM, "company": "Dup Co", "project_name": "Roll-out",
+                                                       "email": "other@example.com"}))
+    assert "未保存：与已有的 1 条线索记录重复（查重规则：同公司同项目或同联系人）。" in zh and "查看 Dup Co" in zh

@@ -75,8 +75,12 @@ def url_for_rule(rule, ids: dict) -> str:
               "name": "lead", "action": "install", "filename": "app.css"}
     if rule.endpoint.startswith("web.admin_plugin"):
         values["name"] = "erp_connector"
+    if rule.endpoint.startswith("web.admin_role"):
+        values["name"] = "sales_rep"
     if rule.endpoint == "web.switch_app":
         values["name"] = "sales"
+    if rule.endpoint == "web.pool_record":  # a record waiting in the pool
+        values["record_id"] = ids["pooled"]
     missing = set(rule.arguments) - set(values)
     assert not missing, f"add a value for {missing} ({rule.rule})"
     path = rule.rule
@@ -290,6 +294,7 @@ def test_hostile_values_are_escaped_on_every_page(app, seeded):
         "/": None,
         "/pools": None,
         "/pools/general_leads": SCRIPT,
+        f"/pools/general_leads/records/{ids['pooled']}": SCRIPT,
         f"/approvals/{ids['request']}": SSTI,
         "/approvals?tab=mine": None,
         "/notifications": SCRIPT,

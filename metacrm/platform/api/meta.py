@@ -79,6 +79,7 @@ def describe_object(obj, acc: Access, locale: str) -> dict:
         "labels": obj.label if isinstance(obj.label, dict) else None,
         "name_field": obj.name_field,
         "record_types": obj.record_types,
+        "record_type_labels": {name: obj.record_type_label(name, locale) for name in obj.record_types},
         "fields": [describe_field(f, acc, obj.name, locale) for n, f in obj.all_fields.items()
                    if n not in hidden and not (f.type == "password" and not acc.can(obj.name, "edit"))],
         "layouts": [_without_fields(doc, hidden) for doc in layouts] if hidden else layouts,

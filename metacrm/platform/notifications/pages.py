@@ -9,6 +9,7 @@ from .. import notifications
 from ..errors import NotFound
 from ..features import Routes
 from ..web import display
+from ..web.history_notes import NoteText
 from ..web.core import (
     NavEntry,
     current_principal,
@@ -43,13 +44,16 @@ def unread_count() -> int:
 @page("/notifications")
 def notification_list():
     data = notifications.list_for(runtime(), _user_id(), limit=LIMIT)
-    registry = current_service().registry
+    service = current_service()
+    registry = service.registry
+    words = NoteText(service, display.Names(service))  # the product's own sentences in the reader's language
     items = []
     for n in data["items"]:
         href = None
         if n["object"] and n["record"] and registry.has_object(n["object"]):
             href = url_for("web.record_detail", object_name=n["object"], record_id=n["record"])
-        items.append({**n, "href": href, "at": display.datetime_text(n["created_at"] or "")})
+        items.append({**n, "subject": words.text(n["subject"]), "body": words.text(n["body"]),
+                      "href": href, "at": display.datetime_text(n["created_at"] or "")})
     return render_page("notifications/list.html", items=items, unread=data["unread"], title=t("notifications.title"))
 
 

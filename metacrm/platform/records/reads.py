@@ -68,7 +68,50 @@ class RecordReads:
 
     def get(self, object_name: str, record_id: str, *, deleted: bool = False) -> dict:
         obj = self.obj(object_name)
-        return self.to_json(obj, self.get_record(object_name, record_id, deleted=deleted))
+        record = self.get_record(object_name, record_id, deleted=deleted)
+        with self._reading() as conn:
+            self.viewer_rollups(conn, obj, [record])
+        return self.to_json(obj, record)
+
+    def viewer_rollups(self, conn: sa.Connection, obj: ObjectDef, records: list[dict]) -> None:
+        """A rollup read by someone who may not read every child counts (sums, ...) only the
+        children they may read: the stored value is the platform's total over every child, so
+        an account's "Opportunities" shown to its new owner after a hand-over would otherwise
+        count the closed deals that stayed with the previous owner. One GROUP BY per rollup
+        field per page of records; formulas over a changed rollup are recomputed with it.
+        (Filtering and sorting by a rollup still use the stored total.)"""
+        rollups = [f for f in obj.fields.values() if f.type == "rollup" and f.child_object
+                   and self.registry.has_object(f.child_object) and f.child_field]
+        ids = [r["id"] for r in records if r.get("id")]
+        if not rollups or not ids:
+            return
+        from .. import filters as flt
+        from ..computed import coerce_result, compute_formulas
+
+        changed: set[str] = set()
+        for fdef in rollups:
+            child = self.registry.object(fdef.child_object)
+            if self.access.owners_in_scope(self.access.scope(child.name, "read")) is None:
+                continue  # the caller reads every child: the stored total is theirs
+            ctable = self.table(child.name)
+            key = ctable.c[fdef.child_field]
+            measure = (sa.func.count() if fdef.function == "count"
+                       else getattr(sa.func, fdef.function)(ctable.c[fdef.agg_field]))
+            conditions = [key.in_(ids), ctable.c.deleted_at.is_(None), self.access.row_filter(child.name, "read", ctable)]
+            if fdef.agg_filter:
+                conditions.append(flt.compile_sql(fdef.agg_filter, ctable, child.all_fields, flt.FilterContext.current()))
+            found = dict(conn.execute(sa.select(key, measure).where(*conditions).group_by(key)).all())
+            empty = 0 if fdef.function in ("count", "sum") else None
+            for record in records:
+                raw = found.get(record.get("id"))
+                value = coerce_result(raw if raw is not None else empty, fdef.result_type, fdef.scale)
+                if record.get(fdef.name) != value:
+                    record[fdef.name] = value
+                    changed.add(record["id"])
+        if changed and any(f.type == "formula" for f in obj.fields.values()):
+            for record in records:
+                if record.get("id") in changed:
+                    compute_formulas(obj, record)
 
     def list(
         self,
@@ -119,6 +162,7 @@ class RecordReads:
         query = query.order_by(*order_clauses(table, order)).limit(limit + 1)
         with self._reading() as conn:
             rows = conn.execute(query).fetchall()
-        records = [self.row_to_record(obj, row) for row in rows[:limit]]
+            records = [self.row_to_record(obj, row) for row in rows[:limit]]
+            self.viewer_rollups(conn, obj, records)
         next_cursor = encode_cursor(records[-1], order, visible_fields) if len(rows) > limit and records else None
         return [self.to_json(obj, r, fields) for r in records], next_cursor

@@ -52,7 +52,13 @@ def openapi_paths(access) -> dict:
     return {
         "/reports": {"get": {"summary": "The reports the caller may run", "responses": {"200": _ok(_items())}}},
         "/reports/{name}": {"parameters": [_path("name"), _query("filter", description="JSON filter (report documents)")],
-                            "get": {"summary": "Run a report", "responses": {"200": _ok(ANY_OBJECT)}}},
+                            "get": {"summary": "Run a report", "description": (
+                                "A report document, or a plugin report whose query parameters are its params "
+                                "(docs/lead-to-cash.md). `forecast`: period (month | quarter), from, to, user; "
+                                "answers rows and totals per user, and the caller's roll-up: rollup (team "
+                                "subtotals and people, each with adjusted figures and the managers' "
+                                "adjustments), rollup_totals, adjustments."),
+                                "responses": {"200": _ok(ANY_OBJECT)}}},
         "/aggregate/{object}": {"parameters": [obj_param], "post": {
             "summary": "An ad-hoc aggregate", "requestBody": _body({"type": "object", "properties": {
                 "filter": {"description": "JSON filter"}, "group_by": {}, "measures": {}, "sort": {},

@@ -60,6 +60,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 from . import (  # noqa: F401  (pages)
     action_views,
     admin,
+    admin_roles,
     apps,
     auth_views,
     dashboard,
@@ -132,7 +133,8 @@ def register(app: Flask) -> None:
     # Globals (not a context processor) so imported macros see them too.
     app.jinja_env.globals.update(t=i18n.t, label=i18n.label, csrf_token=csrf.token, nav_sections=_nav_sections,
                                  notices=pop_notices, locale=i18n.current_locale, principal=current_principal,
-                                 my_name=current_display_name, record_actions=_record_actions, record_buttons=_record_buttons)
+                                 my_name=current_display_name, record_actions=_record_actions, record_buttons=_record_buttons,
+                                 record_banners=_record_banners)
     app.extensions["metacrm.web.throttle"] = LoginThrottle(app.extensions["metacrm"].engine)
     app.extensions["metacrm.session_principal"] = _api_session_principal
 
@@ -154,6 +156,19 @@ def _record_buttons(obj, record: dict) -> list[dict]:
         except CrmError:
             continue
     return buttons
+
+
+def _record_banners(obj, record: dict) -> list[dict]:
+    """The notices every registered feature shows above this record's detail page."""
+    banners: list[dict] = []
+    for feature in current_app.extensions["metacrm"].features:
+        if feature.record_banners is None:
+            continue
+        try:
+            banners.extend(feature.record_banners(obj, record))
+        except CrmError:
+            continue
+    return banners
 
 
 def _api_session_principal():

@@ -81,6 +81,8 @@ def _issues(exc: MetadataInvalid) -> list[dict]:
 
 
 def _objects_context(**extra: Any) -> dict:
+    from . import admin_roles  # the permissions pages import this module's helpers
+
     registry = current_service().registry
     locale = current_locale()
     objects = []
@@ -88,7 +90,9 @@ def _objects_context(**extra: Any) -> dict:
         objects.append({"name": name, "label": obj.display_label(locale), "fields": len(obj.fields),
                         "layouts": len(registry.layouts(name)), "system": obj.system_object,
                         "href": url_for("web.admin_object", name=name)})
-    return dict(objects=objects, values=extra.pop("values", {}), errors=extra.pop("errors", {}), **extra)
+    values = extra.pop("values", {})
+    return dict(objects=objects, values=values, errors=extra.pop("errors", {}), **admin_roles.grant_choices(values),
+                **extra)
 
 
 @page("/admin")
@@ -99,9 +103,12 @@ def admin_objects():
 
 @page("/admin/objects", methods=("POST",))
 def admin_object_create():
+    from . import admin_roles
+
     _require_admin()
     form = request.form
     values = {k: form.get(k, "").strip() for k in ("name", "label_en", "label_zh", "plural_en", "plural_zh")}
+    values.update(admin_roles.grant_values(form))
     name = values["name"] or slug(values["label_en"])
     errors: dict[str, str] = {}
     registry = current_service().registry
@@ -122,12 +129,24 @@ def admin_object_create():
             "fields": [{"name": "name", "type": "text", "label": {"en": "Name", "zh-CN": "名称"},
                         "required": True, "max_length": 200, "indexed": True}],
         }
+        # "Who can use it": the chosen roles get the object in the same apply (admins always do).
+        grants, expected = admin_roles.grant_documents(name, values, errors)
+    if not errors and request.form.get("_action") == "preview":
+        # "Review changes": the object and the role documents it changes, as a dry run; nothing is saved.
+        outcome = _run([doc, *grants], [], "preview", {("object", name): ABSENT, **expected})
+        status = outcome.pop("status")
+        outcome.pop("stale", None)
+        return render_page("admin/objects.html", status, **_objects_context(values=values, errors=errors, **outcome))
+    if not errors:
         try:
-            apply_change(runtime(), documents_bundle([doc]), expected={("object", name): ABSENT})
+            apply_change(runtime(), documents_bundle([doc, *grants]), expected={("object", name): ABSENT, **expected})
         except MetadataInvalid as exc:
             issues = _issues(exc)
-        except StaleVersion:
-            errors["name"] = t("admin.object_exists")
+        except StaleVersion as exc:
+            if any(item["document"].startswith("role/") for item in exc.extra.get("stale", [])):
+                issues = _stale_issues(exc)
+            else:
+                errors["name"] = t("admin.object_exists")
         else:
             notify(t("admin.object_created", name=name))
             return redirect_to("web.admin_object", name=name)

@@ -142,6 +142,15 @@ def record_title(obj: ObjectDef, record: dict) -> str:
     return str(record.get("id", ""))
 
 
+def record_type_text(names: Names | None, value: str) -> str:
+    """A record type's label in the reader's language (the first object that labels that type)."""
+    if names is not None:
+        for obj in names.service.registry.objects.values():
+            if value in obj.record_type_labels:
+                return obj.record_type_label(value, current_locale())
+    return humanise(value)
+
+
 def show(fdef: FieldDef, value: Any, names: Names | None = None, record: dict | None = None) -> Shown:
     """A JSON value (RecordService.to_json form) as a Shown."""
     if value is None or value == "" or value == []:
@@ -156,7 +165,7 @@ def show(fdef: FieldDef, value: Any, names: Names | None = None, record: dict | 
     if vtype == "picklist":
         return Shown(option_label(fdef, value))
     if fdef.name == "record_type" and fdef.system:
-        return Shown(humanise(str(value)))
+        return Shown(record_type_text(names, str(value)))
     if vtype == "multipicklist":
         items = tuple(option_label(fdef, v) for v in value) if isinstance(value, list) else (str(value),)
         return Shown(", ".join(items), kind="tags", items=items)

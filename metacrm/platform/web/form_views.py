@@ -89,10 +89,11 @@ def record_new(object_name: str):
             form.errors.append(error_text(service, exc))
             forms.attach_errors(form, exc.fields or {})
             form.offers = error_offers(service, exc, obj)
+            form.links = duplicate_links(service, exc)
             status = exc.status
         else:
             for warning in ctx.warnings:
-                notify(str(warning.get("message") if isinstance(warning, dict) else warning), "warning")
+                notify(warning_text(service, warning), "warning")
             notify(t("flash.created", object=obj.display_label(current_locale())))
             if not service.access.allows_row(obj.name, "read", ctx.record):
                 # e.g. a pool took it on entry: the list, not a "not found" page
@@ -102,7 +103,7 @@ def record_new(object_name: str):
         "form.new_title", object=obj.display_label(current_locale())),
         action=url_for("web.record_new", object_name=obj.name),
         cancel=url_for("web.record_list", object_name=obj.name),
-        type_links=[(rt, display.humanise(rt), url_for("web.record_new", object_name=obj.name, record_type=rt))
+        type_links=[(rt, obj.record_type_label(rt, current_locale()), url_for("web.record_new", object_name=obj.name, record_type=rt))
                     for rt in obj.record_types] if choose_type else [])
 
 
@@ -120,10 +121,61 @@ def error_offers(service: RecordService, exc: CrmError, obj) -> list[dict]:
         return []
 
 
+def duplicate_links(service: RecordService, exc: CrmError) -> list[dict]:
+    """A blocked duplicate's matches the user may read, as links by name (hidden ones stay unnamed)."""
+    if exc.code != "duplicate":
+        return []
+    names = display.Names(service)
+    shown = [m for m in exc.extra.get("duplicates") or [] if not m.get("hidden") and m.get("id")]
+    for match in shown:
+        names.want(match["object"], match["id"])
+    names.resolve()
+    links = []
+    for match in shown[:5]:
+        title = names.name(match["object"], match["id"])
+        if title is None:
+            continue
+        links.append({"id": match["id"], "label": t("form.open_duplicate", name=title),
+                      "href": url_for("web.record_detail", object_name=match["object"], record_id=match["id"])})
+    return links
+
+
+def _duplicate_text(service: RecordService, exc: CrmError, kind: str = "blocked") -> str | None:
+    """'This lead matches 1 existing record (rule: Same email).' in the reader's language, with the
+    rules by their labels; None when a feature's text (e.g. a holder's name for 报备) should speak."""
+    matches = exc.extra.get("duplicates") or []
+    if not matches or any(m.get("hidden") for m in matches):
+        return None
+    locale = current_locale()
+    labels = []
+    for name in sorted({m.get("rule") for m in matches if m.get("rule")}):
+        doc = service.registry.get("dedup_rule", name) or {}
+        labels.append(display.label_text(doc.get("label"), locale, name.replace("_", " ")))
+    obj = service.registry.object(matches[0]["object"]) if service.registry.has_object(matches[0]["object"]) else None
+    return t(f"form.duplicate_{kind}", count=len(matches),
+             object=obj.display_label(locale) if obj else matches[0]["object"],
+             rules=("、" if locale == "zh-CN" else ", ").join(labels))
+
+
+def warning_text(service: RecordService, warning) -> str:
+    """A save's warning in the reader's language (a possible duplicate names its rules by label)."""
+    if not isinstance(warning, dict):
+        return str(warning)
+    if warning.get("code") == "possible_duplicate":
+        text = _duplicate_text(service, CrmError("", duplicates=warning.get("duplicates") or []), "warned")
+        if text is not None:
+            return text
+    return str(warning.get("message"))
+
+
 def error_text(service: RecordService, exc: CrmError) -> str:
     """An error in the user's language: a feature may register a text for its error codes in
     runtime.extensions["web_error_texts"] (code -> fn(service, exc, locale)), e.g. approval's
     approval_required naming the process by its label; otherwise the error's own message."""
+    if exc.code == "duplicate":
+        text = _duplicate_text(service, exc)
+        if text is not None:
+            return text
     text_for = (runtime().extensions.get("web_error_texts") or {}).get(exc.code)
     if text_for is not None:
         try:
@@ -179,6 +231,7 @@ def record_edit(object_name: str, record_id: str):
             form = forms.build_form(service, obj, layout, creating=False, record=record, posted=request.form)
             form.version = version
             form.errors.append(error_text(service, exc))
+            form.links = duplicate_links(service, exc)
             status = exc.status
         else:
             notify(t("flash.saved"))

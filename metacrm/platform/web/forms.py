@@ -179,6 +179,7 @@ class Form:
     errors: list[str] = field(default_factory=list)  # problems not tied to a shown field
     conflict: bool = False
     offers: list = field(default_factory=list)  # what the user may do about the error (web_error_offers)
+    links: list = field(default_factory=list)  # records the error is about, [{"href", "label"}]
 
     @property
     def fields(self) -> dict[str, FormField]:

@@ -12,6 +12,7 @@ from ..errors import CrmError, NotFound
 from ..records import RecordService
 from . import display, forms
 from .core import current_service, notify, page, redirect_to, render_page
+from .history_notes import NoteText
 from .i18n import current_locale, t
 
 RELATED_LIMIT = 5
@@ -78,8 +79,10 @@ def _related(service: RecordService, obj: ObjectDef, record: dict, layout: forms
 def _history(service: RecordService, obj: ObjectDef, record_id: str, names: display.Names) -> list[dict]:
     locale = current_locale()
     entries = service.history(obj.name, record_id)
+    note_text = NoteText(service, names)
     for entry in entries:
         names.want("user", entry.get("user"))
+        note_text.want(entry.get("note"))
         for name, (old, new) in (entry.get("changes") or {}).items():
             fdef = obj.all_fields.get(name)
             if fdef is not None and fdef.is_reference and not fdef.polymorphic:
@@ -100,7 +103,7 @@ def _history(service: RecordService, obj: ObjectDef, record_id: str, names: disp
         action = t(key) if t(key) != key else entry["action"].replace("_", " ").capitalize()
         user = names.name("user", entry.get("user")) if entry.get("user") else t("history.system")
         out.append({"at": display.datetime_text(entry["at"]), "action": action, "user": user or entry.get("user"),
-                    "changes": changes, "note": entry.get("note")})
+                    "changes": changes, "note": note_text.text(entry.get("note"), entry.get("action"))})
     return out
 
 

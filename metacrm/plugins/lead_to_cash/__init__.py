@@ -7,7 +7,9 @@ say by itself. It hooks in only through the public PluginContext (metacrm.plugin
   payment links, instalment status from receipts, the account's credit rating; commission lines;
 - record actions: `convert` on lead, `release_credit` on order, `recompute` on commission_plan;
 - periodic jobs: stalled deals, overdue instalments, key-lead re-scoring;
-- reports: forecast, campaign_roi, opportunity_analytics, aging, commission_statement;
+- manager overrides of the forecast (forecast_adjustment: scope, one per manager, person, period);
+- reports: forecast (with the roll-up the Forecast page shows), campaign_roi, opportunity_analytics,
+  aging, commission_statement;
 - dashboard widgets: ltc_funnel, ltc_forecast, ltc_roi, ltc_aging;
 - the ERP link (erp.py): order status changes out as signed webhooks, statuses back in.
 
@@ -41,7 +43,8 @@ MANIFEST = {
     "permissions": ["elevated"],
     "hooks": {
         "before_save": ["lead", "opportunity", "quote", "quote_line", "contract", "contract_amendment", "order",
-                        "order_line", "delivery", "delivery_line", "payment_plan", "instalment", "payment", "quota"],
+                        "order_line", "delivery", "delivery_line", "payment_plan", "instalment", "payment", "quota",
+                        "forecast_adjustment"],
         "after_save": ["campaign_task", "lead_priority_rule", "activity", "opportunity", "order", "order_line",
                        "instalment", "payment", "quota", "delivery_line"],
     },
@@ -97,6 +100,8 @@ def setup(ctx) -> None:
     ctx.after_save("quota", commission.quota_after_save, ops=WRITES)
     ctx.record_action("commission_plan", "recompute", commission.recompute_plan_action,
                       label={"en": "Recompute commission", "zh-CN": "重算提成"})
+    # the manager's forecast: adjustments kept beside the reps' own figures
+    ctx.before_save("forecast_adjustment", analytics.adjustments.adjustment_hook, order=150, ops=WRITES)
     # reports and dashboards
     for name, (fn, label) in analytics.REPORTS.items():
         ctx.report(name, fn, label=label)

@@ -4,10 +4,10 @@ scope of their roles, or `read` where a role gives none)."""
 
 from __future__ import annotations
 
-from . import aging, campaign_roi, commission_statement, forecast, opportunity_analytics
+from . import adjustments, aging, campaign_roi, commission_statement, forecast, opportunity_analytics
 from .widgets import WIDGETS
 
-__all__ = ["REPORTS", "WIDGETS"]
+__all__ = ["REPORTS", "WIDGETS", "adjustments"]
 
 REPORTS = {
     "forecast": (forecast.forecast, {"en": "Sales forecast", "zh-CN": "销售预测"}),

@@ -9,6 +9,7 @@ from decimal import Decimal
 from ....platform.errors import BadRequest
 from ....platform.reports import can_report, period_key, report_owners
 from ..common import CENT, ZERO, is_won_stage, money, money_str, pct_str, stage_options, user_names
+from .rollup import period_range, rollup
 from .scoped import _require, _select, _t
 
 CATEGORY_ORDER = ("closed", "commit", "best_case", "pipeline")
@@ -51,10 +52,14 @@ def forecast(service, params: dict) -> dict:
     """Stage-weighted and category forecast by close period and owner, rolled up the reporting line.
 
     params: period (quarter | month), from / to (period keys, inclusive), user (one user's rows).
+    `rows` / `totals` are per user (own and team figures); `rollup` / `rollup_totals` are the
+    viewer's forecast view with the managers' adjustments (analytics/rollup.py), for every period
+    from `from` to `to` (or those with figures).
     """
     params = params or {}
     period = _period_param(params)
-    first, last, only = params.get("from"), params.get("to"), params.get("user")
+    first, last, only = params.get("from") or None, params.get("to") or None, params.get("user")
+    asked = period_range(first, last, period)
     _require(service, "opportunity")
     registry = service.registry
     stages = stage_options(registry)
@@ -159,5 +164,8 @@ def forecast(service, params: dict) -> dict:
                                         ("best_case", "Best case", "最佳情况"), ("pipeline", "Pipeline", "渠道"),
                                         ("weighted", "Weighted", "加权"))],
     }
+    view = rollup(service, raw, quotas, sorted(set(periods) | set(asked)), _metrics, _blank, _add,
+                  lambda ids: user_names(service, ids))
     return {"name": "forecast", "period": period, "periods": periods, "rows": result_rows, "totals": totals,
+            "rollup": view["rows"], "rollup_totals": view["totals"], "adjustments": view["adjustments"],
             "chart_data": chart}

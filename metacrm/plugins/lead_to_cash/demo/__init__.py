@@ -5,7 +5,7 @@ Departments: headquarters → sales (VP) → hardware, software, IT services, in
 ~2,000 leads from every channel (some waiting in the BU pools), ~300 accounts, ~200
 opportunities across the stages (some stalled), quotes (some through the discount approval),
 contracts, orders (partial deliveries, one blocked by its credit limit), payment plans with
-paid, late, partial and overdue instalments, commission plans, quotas and follow-ups.
+paid, late, partial and overdue instalments, commission plans, quotas, follow-ups and the managers' forecast adjustments.
 
 Every write goes through the record service (and so through every hook: dedup, pools, key
 leads, conversion, credit, commission...). Deterministic: random.Random(42), dates relative
@@ -32,7 +32,8 @@ __all__ = ["DEFAULT_PASSWORD", "seed_demo"]
 # In this order: every step draws from the one random.Random, so the order is part of the data.
 STEPS = (people.people, people.catalogue, marketing.marketing, marketing.companies, marketing.accounts,
          marketing.leads, marketing.conversions, pipeline.pipeline, pipeline.quotes, money.commission_setup,
-         pipeline.contracts, money.orders, money.credit_block_example, money.payments, pipeline.activities)
+         pipeline.contracts, money.orders, money.credit_block_example, money.payments, pipeline.activities,
+         money.forecast_adjustments)
 
 
 def _ensure_plugin(runtime) -> None:

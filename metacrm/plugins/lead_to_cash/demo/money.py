@@ -136,3 +136,23 @@ def payments(demo: Seeder) -> None:
             overdue += behaviour == "partial" and due < demo.today
         s.update("payment_plan", plan["id"], {"status": "active"})
     demo.count("overdue_instalments", overdue)
+
+
+def forecast_adjustments(demo: Seeder) -> None:
+    """Each unit manager's call on their first rep's current quarter (the Forecast page shows it
+    beside the rep's own commit): 90 % of the rep's commit. Draws nothing from the random."""
+    from ..analytics.forecast import forecast
+
+    s = demo.system
+    quarter = period_key(demo.day(0), "quarter")
+    result = forecast(s, {"period": "quarter", "from": quarter, "to": quarter})
+    commits = {r["user"]: r["own"]["commit"] for r in result["rows"] if r["period"] == quarter}
+    for code, _, _ in BUS:
+        rep, manager = demo.uid(demo.reps[code][0]), demo.uid(f"{code}.mgr")
+        commit = Decimal(commits.get(rep) or "0")
+        if not commit:
+            continue
+        s.create("forecast_adjustment", {"owner": manager, "rep": rep, "period": quarter,
+                                         "commit": str((commit * Decimal("0.9")).quantize(Decimal(1))),
+                                         "note": "One deal may slip to next quarter."})
+        demo.count("forecast_adjustments")
