@@ -64,15 +64,25 @@ def seeded(runtime, app, client, system):
     note = notify(runtime, admin_id, f"News {SCRIPT} {SSTI}", object="lead", record_id=lead["id"])
     web = app.test_client()
     assert login(web, "admin", ADMIN_PASSWORD).status_code == 303
+    from metacrm.metadata.bundle import documents_bundle
+    from metacrm.platform import db
+    from metacrm.platform.apply import apply_change
+
+    app_doc = dict(runtime.registry().get("app", "sales"))  # a revertible metadata change for the log pages
+    app_doc["order"] = int(app_doc.get("order", 0)) + 1
+    apply_change(runtime, documents_bundle([app_doc]))
+    with runtime.engine.connect() as conn:  # the metadata change log's newest entry
+        change = conn.execute(sa.select(sa.func.max(db.meta_change.c.id))).scalar()
     return {"lead": lead["id"], "pooled": pooled["id"], "account": account["id"], "opportunity": opportunity["id"],
-            "request": submitted.get_json()["id"], "notification": note, "rep": rep, "boss": boss, "web": web}
+            "request": submitted.get_json()["id"], "notification": note, "rep": rep, "boss": boss, "web": web,
+            "change": change}
 
 
 def url_for_rule(rule, ids: dict) -> str:
     """The rule's path with real values for its arguments."""
     values = {"object_name": "lead", "record_id": ids["lead"], "action_name": "convert", "pool_name": "general_leads",
               "request_id": ids["request"], "notification_id": ids["notification"], "kind": "object",
-              "name": "lead", "action": "install", "filename": "app.css"}
+              "name": "lead", "action": "install", "filename": "app.css", "change_id": ids.get("change")}
     if rule.endpoint.startswith("web.admin_plugin"):
         values["name"] = "erp_connector"
     if rule.endpoint.startswith("web.admin_role"):
