@@ -38,6 +38,7 @@ KINDS: tuple[str, ...] = (
     "report",
     "lead_scoring",
     "app",
+    "view",
 )
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
