@@ -59,6 +59,7 @@ MINIMAL: dict[str, dict] = {
     "report": {"kind": "report", "name": "probe_report", "object": "probe"},
     "lead_scoring": {"kind": "lead_scoring", "name": "probe_score", "object": "probe", "score_field": "points"},
     "app": {"kind": "app", "name": "probe_app", "objects": ["probe"]},
+    "view": {"kind": "view", "name": "probe_view", "object": "probe"},
 }
 
 

@@ -69,8 +69,8 @@ def test_a_personal_view_is_listed_only_for_its_owner_and_is_remembered(app, dea
     assert ("_all", True) in _tabs(web.get("/records/opportunity").get_data(as_text=True))
 
 
-def test_a_personal_view_cannot_name_a_field_the_user_cannot_see_nor_take_over_another(app, runtime, deals):
-    rita, sam, _ = deals
+def test_a_view_needs_a_label_and_only_admins_share_or_delete_shared_views(app, runtime, deals):
+    rita, _, _ = deals
     web = _client(app, rita)
     response = post(web, "/records/opportunity/views", {"label": "", "query": ""})
     assert response.status_code == 303
@@ -83,7 +83,7 @@ def test_a_personal_view_cannot_name_a_field_the_user_cannot_see_nor_take_over_a
 
 
 def test_board_counts_and_sums_respect_the_read_scope(app, deals):
-    rita, sam, _ = deals
+    rita, _, _ = deals
     html = _client(app, rita).get("/records/opportunity?view=pipeline").get_data(as_text=True)
     col = html[html.index('id="col-qualification"'):html.index('id="col-research"')]
     assert re.search(r'class="kanban-count"[^>]*>2<', col)
@@ -96,7 +96,7 @@ def test_board_counts_and_sums_respect_the_read_scope(app, deals):
     assert re.search(r'class="kanban-count"[^>]*>2<', col) and "3,007.00" in col
 
 
-def test_a_card_move_goes_through_the_write_path_and_a_refused_one_changes_nothing(ltc, app, system, deals):
+def test_a_card_move_goes_through_the_write_path_and_a_refused_one_changes_nothing(ltc, app, system, deals):  # noqa: F811
     rita, _, made = deals
     web = _client(app, rita)
     deal = made["R1"]

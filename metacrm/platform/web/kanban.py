@@ -11,8 +11,8 @@ from flask import jsonify, request, url_for
 
 from ...metadata.model import ObjectDef
 from .. import views as saved
-from ..i18n import format_number
 from ..errors import BadRequest, CrmError, StaleVersion, ValidationFailed
+from ..i18n import format_number
 from ..records import RecordService, encode_cursor, parse_sort
 from . import display, forms
 from .core import current_service, notify, page, redirect_to, render_page
