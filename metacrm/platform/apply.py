@@ -174,9 +174,11 @@ def apply_change(
     deletes: list[tuple[str, str]] | None = None,
     dry_run: bool = False,
     expected: dict[tuple[str, str], str] | None = None,
+    reverts: int | None = None,
 ) -> ApplyResult:
     """`expected` maps (kind, name) to the document version the caller loaded ("absent" for a
-    document it creates, "*" for any existing one); checked under the apply lock."""
+    document it creates, "*" for any existing one); checked under the apply lock. `reverts`:
+    the change log entry this change reverts (platform/changelog.py records who and what)."""
     if bundle.issues:
         raise MetadataInvalid(bundle.issues)
     deletes = deletes or []
@@ -192,6 +194,10 @@ def apply_change(
                 raise MetadataInvalid(issues)
             storage_diff = plan_storage(conn, live, new)
             conversion_issues = check_conversions(conn, live, new, storage_diff) + check_unique(conn, new, storage_diff)
+            # names that are data, not metadata (users, departments), against the directory
+            from .pools.assignment_rules import directory_issues  # pools imports the API, which imports us
+
+            conversion_issues += directory_issues(conn, live, bundle.documents, bundle.sources)
             if conversion_issues:
                 raise MetadataInvalid(conversion_issues)
             diff = {"documents": document_diff(live, new), "storage": storage_diff.as_dict()}
@@ -210,8 +216,9 @@ def apply_change(
                 for record_id, value in rows:
                     conn.execute(table.update().where(table.c.id == record_id).values({column: value}))
             changed = [doc for doc in bundle.documents if live.get(doc["kind"], doc["name"]) != doc]
-            result["version"] = metastore.write_documents(conn, changed, deletes, bundle.sources) \
-                if (changed or deletes or not storage_diff.empty) else live.version
+            result["version"] = metastore.write_documents(
+                conn, changed, deletes, bundle.sources, storage=diff["storage"], reverts=reverts,
+            ) if (changed or deletes or not storage_diff.empty) else live.version
     except _DryRun:
         return ApplyResult(result["version"], False, result["diff"], result["documents"])
     runtime.invalidate()

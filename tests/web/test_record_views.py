@@ -138,6 +138,26 @@ def test_create_through_the_form(admin_client, system):
     assert "Lead created." in detail and "1,234,567,890,123,456.78" in detail
 
 
+def test_a_form_create_nobody_owns_is_routed_by_the_lead_assignment_rule(admin_client, system, runtime):
+    # the shipped lead_routing rule: solutions leads from banks and government go straight to a
+    # solutions rep (load balanced) instead of waiting in the solutions pool
+    solutions = system.create("department", {"name": "solutions", "code": "solutions"})["id"]
+    reps = sorted(system.create("user", {"username": f"sol{n}", "display_name": f"Sol {n}", "roles": ["sales_rep"],
+                                         "department": solutions})["id"] for n in range(2))
+    runtime.directory_changed()
+    owners = []
+    for n, industry in enumerate(("finance", "government", "retail")):
+        response = post(admin_client, "/records/lead/new", dict(LEAD_FORM, company=f"Routed {n}",
+                                                               email=f"r{n}@example.com", product_line="solutions",
+                                                               industry=industry))
+        assert response.status_code == 303, response.text
+        stored = system.list("lead", filter={"company": f"Routed {n}"})[0][0]
+        owners.append((stored["owner"], stored["pool"]))
+    assert owners == [(reps[0], None), (reps[1], None), (None, "solutions_leads")]  # retail: the pool, as before
+    history = system.history("lead", system.list("lead", filter={"company": "Routed 0"})[0][0]["id"])
+    assert any("assignment rule lead_routing" in (e["note"] or "") for e in history)
+
+
 def test_layout_required_field_missing_is_an_error_beside_it_with_the_input_kept(admin_client, system):
     response = post(admin_client, "/records/lead/new", dict(LEAD_FORM, email="", contact_name="Keep Me",
                                                            phone="not a phone"))
