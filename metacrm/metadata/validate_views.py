@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .registry import Registry
-from .validate import Report, _field, _filter, _object
+from .validate import CHECKERS, Report, _field, _filter, _object
 
 NUMBER_TYPES = ("integer", "decimal", "currency", "percent")
 UNSORTABLE_TYPES = ("multipicklist", "textarea", "password")
@@ -51,3 +51,6 @@ def check_view(registry: Registry, doc: dict, report: Report) -> None:
         for index, role in enumerate(doc.get("default_for_roles") or []):
             if "*" not in shared and role not in shared and role in registry.roles:
                 report(f"/default_for_roles/{index}", f"role {role!r} is not one of the roles the view is shared with")
+
+
+CHECKERS["view"] = check_view
