@@ -184,6 +184,9 @@ def save_view(service, object_name: str, spec: dict, shared: bool = False) -> di
     if existing is not None and (existing.get("object") != obj.name or (
             existing.get("owner") != service.principal.user_id and not shared)):
         raise Forbidden("That view is not yours to change.", code="forbidden")
+    if not shared and doc.get("name") and existing is None and not str(doc["name"]).startswith("my_"):
+        raise BadRequest("A personal view's name starts with 'my_' (or leave the name out).", code="bad_view",
+                         fields={"name": ["Must start with my_."]})
     if not shared:
         doc["owner"] = service.principal.user_id
         mine = [v for v in service.registry.for_object("view", obj.name) if v.get("owner") == doc["owner"]]

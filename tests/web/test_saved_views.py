@@ -173,3 +173,34 @@ def test_view_documents_are_checked_at_apply_with_json_paths(runtime, values, pa
     assert any(p.startswith(path) for p in paths) if path else any(
         "kanban_field" in issue.message for issue in caught.value.issues), paths
     assert runtime.registry().get("view", "bad_view") is None
+
+
+def test_views_over_rest_list_only_the_callers_own_personal_views(client, deals, admin_headers):
+    rita, sam, _ = deals
+    created = client.post("/api/v1/views", headers=rita.headers, json={
+        "object": "opportunity", "label": {"en": "Big", "zh-CN": "大单"}, "columns": ["name", "amount"],
+        "filter": {"amount": {"gte": 60}}, "sort": "-amount"})
+    assert created.status_code == 201, created.get_json()
+    name = created.get_json()["name"]
+    mine = client.get("/api/v1/views?object=opportunity", headers=rita.headers).get_json()["items"]
+    assert name in [v["name"] for v in mine] and "pipeline" in [v["name"] for v in mine]
+    theirs = client.get("/api/v1/views?object=opportunity", headers=sam.headers).get_json()["items"]
+    assert name not in [v["name"] for v in theirs]
+    # Bad input: a precise 400 at the document's JSON path, and nothing saved.
+    bad = client.post("/api/v1/views", headers=rita.headers, json={
+        "object": "opportunity", "label": "Bad", "columns": ["name", "nope"]})
+    assert bad.status_code == 400
+    assert any(i["path"] == "/columns/1" for i in bad.get_json()["error"]["issues"])
+    # Only admins share; nobody deletes another's view.
+    shared = client.post("/api/v1/views", headers=rita.headers,
+                         json={"object": "opportunity", "label": "Team", "roles": ["sales_rep"]})
+    assert shared.status_code == 403
+    assert client.delete(f"/api/v1/views/{name}", headers=sam.headers).status_code == 404
+    taken = client.post("/api/v1/views", headers=sam.headers, json={"object": "opportunity", "label": "Mine now",
+                                                                     "name": name})
+    assert taken.status_code == 403
+    assert client.post("/api/v1/views", headers=admin_headers, json={
+        "object": "opportunity", "label": "Team", "roles": ["sales_rep"]}).status_code == 201
+    assert client.delete(f"/api/v1/views/{name}", headers=rita.headers).status_code == 204
+    mine = client.get("/api/v1/views?object=opportunity", headers=rita.headers).get_json()["items"]
+    assert name not in [v["name"] for v in mine] and "Team" in [v["label"] for v in mine]
