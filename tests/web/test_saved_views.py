@@ -204,3 +204,41 @@ def test_views_over_rest_list_only_the_callers_own_personal_views(client, deals,
     assert client.delete(f"/api/v1/views/{name}", headers=rita.headers).status_code == 204
     mine = client.get("/api/v1/views?object=opportunity", headers=rita.headers).get_json()["items"]
     assert name not in [v["name"] for v in mine] and "Team" in [v["label"] for v in mine]
+
+
+def test_a_view_never_shows_a_field_the_users_roles_hide(app, runtime, client, deals):
+    apply_change(runtime, documents_bundle([
+        {"kind": "role", "name": "viewer", "objects": {"opportunity": {"read": "all"}},
+         "fields": {"opportunity": {"amount": "hidden"}}},
+        {"kind": "view", "name": "viewer_list", "object": "opportunity", "label": "Amounts",
+         "columns": ["name", "amount", "stage"], "roles": ["viewer"], "sort": "-amount"},
+        {"kind": "view", "name": "viewer_board", "object": "opportunity", "label": "Board", "mode": "kanban",
+         "kanban_field": "stage", "sum_field": "amount", "columns": ["name", "amount"], "roles": ["viewer"]},
+    ]))
+    viewer = make_user(runtime, client, "vic", ["viewer"])
+    web = _client(app, viewer)
+    html = web.get("/records/opportunity?view=viewer_list").get_data(as_text=True)
+    assert ("viewer_list", True) in _tabs(html), re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))[-600:]
+    assert "R1" in html and "S1" in html  # the read scope is "all"
+    assert ">Amount<" not in html and "1,000.00" not in html
+    html = web.get("/records/opportunity?view=viewer_board").get_data(as_text=True)
+    assert 'id="kanban"' in html and "kanban-sum" not in html and "1,000.00" not in html
+    # Nor may the user save a view naming it.
+    refused = client.post("/api/v1/views", headers=viewer.headers,
+                          json={"object": "opportunity", "label": "Peek", "filter": {"amount": {"gt": 0}}})
+    assert refused.status_code == 400 and "amount" in refused.get_json()["error"]["fields"]
+
+
+def test_a_shared_view_filtering_on_a_hidden_field_is_not_applied(app, runtime, client, deals):
+    apply_change(runtime, documents_bundle([
+        {"kind": "role", "name": "viewer", "objects": {"opportunity": {"read": "all"}},
+         "fields": {"opportunity": {"amount": "hidden"}}},
+        {"kind": "view", "name": "big_only", "object": "opportunity", "label": "Big only",
+         "filter": {"amount": {"gte": 1000}}, "roles": ["viewer"]},
+    ]))
+    viewer = make_user(runtime, client, "vic", ["viewer"])
+    web = _client(app, viewer)
+    response = web.get("/records/opportunity?view=big_only")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "filters on a field you cannot see" in html
+    assert ("_all", True) in _tabs(html)

@@ -180,7 +180,7 @@ def _list_page(object_name: str, deleted: bool):
         flt = saved_views.combine(view.get("filter"), flt)
         layout.list_columns = [n for n in view.get("columns") or layout.list_columns if n in visible] \
             or layout.list_columns
-        layout.sort = view.get("sort") or layout.sort
+        layout.sort = saved_views.usable_sort(view.get("sort"), visible) or layout.sort
     if record_type is not None:
         flt = {"all": [flt, {"record_type": record_type}]} if flt else {"record_type": record_type}
     sort = _sort(args, layout, visible, deleted)

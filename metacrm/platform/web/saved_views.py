@@ -12,7 +12,7 @@ from werkzeug.datastructures import MultiDict
 
 from ...metadata.model import ObjectDef, label_text
 from .. import views as saved
-from ..errors import CrmError, ValidationFailed
+from ..errors import BadRequest, CrmError, ValidationFailed
 from ..records import RecordService
 from . import forms
 from .core import current_service, notify, page, redirect_to
@@ -21,8 +21,22 @@ from .record_views import _object
 
 
 def pick(service: RecordService, obj: ObjectDef) -> tuple[dict | None, list[dict]]:
-    """(the view to show, the views the user may switch to). `?view=` picks (and is remembered);
-    without it the remembered view, else the user's role default, else the layout's list."""
+    """(the view to show, the views the user may switch to). A view filtering on a field the
+    user cannot see is not applied (a notice says so): its filter would tell what the field holds."""
+    chosen, views = _pick(service, obj)
+    if chosen is not None:
+        from .. import filters as flt
+
+        visible = saved.visible_fields(service, obj)
+        if any(n not in visible for n in flt.referenced_fields(chosen.get("filter") or {})):
+            notify(t("views.hidden_filter"), "error")
+            return None, views
+    return chosen, views
+
+
+def _pick(service: RecordService, obj: ObjectDef) -> tuple[dict | None, list[dict]]:
+    """`?view=` picks (and is remembered); without it the remembered view, else the user's
+    role default, else the layout's list."""
     views = saved.usable_views(service, obj.name)
     wanted = request.args.get("view") or None
     if wanted == saved.ALL:
@@ -62,6 +76,19 @@ def switcher(service: RecordService, obj: ObjectDef, chosen: dict | None, views:
             "current": current["name"] if current else saved.ALL,
             "can_delete": current is not None and (current.get("owner") == service.principal.user_id or admin),
             "delete_url": url_for("web.view_delete", object_name=obj.name, name=current["name"]) if current else None}
+
+
+def usable_sort(sort: str | None, visible: dict) -> str | None:
+    """A view's sort if the user may sort by it (a hidden field is dropped, not an error)."""
+    from ..records import parse_sort
+
+    if not sort:
+        return None
+    try:
+        parse_sort(sort, {n: f for n, f in visible.items() if f.value_type not in ("multipicklist", "textarea")})
+    except BadRequest:
+        return None
+    return sort
 
 
 def combine(*conditions: Any) -> Any:
