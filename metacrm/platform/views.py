@@ -200,13 +200,13 @@ def save_view(service, object_name: str, spec: dict, shared: bool = False) -> di
     return doc
 
 
-def delete_view(service, name: str) -> None:
+def delete_view(service, name: str, object_name: str | None = None) -> None:
     """Delete a personal view of one's own (an admin may delete any view)."""
     from .apply import apply_change
 
     doc = service.registry.get("view", name)
     admin = service.access.has_permission("metadata.apply")
-    if doc is None or (doc.get("owner") != service.principal.user_id and not admin) or (
+    if doc is None or (object_name is not None and doc.get("object") != object_name) or (doc.get("owner") != service.principal.user_id and not admin) or (
             doc.get("owner") is None and not admin):
         raise NotFound(f"No view named {name!r}.", code="unknown_view")
     apply_change(service.runtime, documents_bundle([]), deletes=[("view", name)])

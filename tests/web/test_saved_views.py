@@ -22,6 +22,14 @@ def _client(app, user):
     return web
 
 
+def admin_web(app):
+    from tests.conftest import ADMIN_PASSWORD
+
+    web = app.test_client()
+    assert login(web, "admin", ADMIN_PASSWORD).status_code == 303
+    return web
+
+
 def _tabs(html: str) -> list[tuple[str, bool]]:
     return [(name, "active" in cls) for cls, name in re.findall(r'class="view-tab([^"]*)" data-view="([a-z0-9_]+)"', html)]
 
@@ -79,6 +87,7 @@ def test_a_view_needs_a_label_and_only_admins_share_or_delete_shared_views(app, 
     assert post(web, "/records/opportunity/views", {"label": "X", "query": "", "share": "*"}).status_code == 403
     # Deleting a shared view is refused to a rep.
     assert post(web, "/records/opportunity/views/pipeline/delete").status_code == 404
+    assert post(admin_web(app), "/records/lead/views/pipeline/delete").status_code == 404  # not a lead view
     assert runtime.registry().get("view", "pipeline") is not None
 
 
@@ -94,6 +103,10 @@ def test_board_counts_and_sums_respect_the_read_scope(app, deals):
     html = _client(app, boss).get("/records/opportunity?view=pipeline").get_data(as_text=True)
     col = html[html.index('id="col-research"'):html.index('id="col-trial"')]
     assert re.search(r'class="kanban-count"[^>]*>2<', col) and "3,007.00" in col
+    # The leads board of the default metadata: a column per status, in the picklist's order.
+    html = _client(app, rita).get("/records/lead?view=new_leads").get_data(as_text=True)
+    assert re.findall(r'class="kanban-col" data-value="([a-z_]+)"', html) == [
+        "new", "working", "nurturing", "qualified", "converted", "disqualified"]
 
 
 def test_a_card_move_goes_through_the_write_path_and_a_refused_one_changes_nothing(ltc, app, system, deals):  # noqa: F811

@@ -150,7 +150,7 @@ def view_save(object_name: str):
 def view_delete(object_name: str, name: str):
     service = current_service()
     obj = _object(service, object_name)
-    saved.delete_view(service, name)
+    saved.delete_view(service, name, obj.name)
     saved.remember(service, obj.name, saved.ALL)
     notify(t("views.deleted"))
     return redirect_to("web.record_list", object_name=obj.name, view=saved.ALL)
