@@ -255,3 +255,31 @@ def test_a_shared_view_filtering_on_a_hidden_field_is_not_applied(app, runtime, 
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "filters on a field you cannot see" in html
     assert ("_all", True) in _tabs(html)
+
+
+@pytest.mark.parametrize("locale, expected", [
+    ("en", "Quote discount approval must approve this record before Status becomes Presented."),
+    ("zh-CN", "状态变为“已报价”之前，须先通过报价折扣审批。"),
+])
+def test_an_approval_gate_refuses_a_card_move_in_the_readers_language(ltc, app, runtime, client, system,  # noqa: F811
+                                                                     locale, expected):
+    from metacrm.platform.records import RecordService
+
+    apply_change(runtime, documents_bundle([{
+        "kind": "view", "name": "quotes_board", "object": "quote", "label": {"en": "Quotes by status"},
+        "mode": "kanban", "kanban_field": "status", "roles": ["*"]}]))
+    boss = make_user(runtime, client, "gate_boss", ["sales_manager"])
+    rep = make_user(runtime, client, "gate_rep", ["sales_rep"], manager=boss.id)
+    system.update("user", rep.id, {"locale": locale})
+    quote = RecordService(runtime, rep.principal, source="test").create("quote", {"name": "Board quote",
+                                                                                 "discount_pct": "20"})
+    web = _client(app, rep)
+    html = web.get("/records/quote?view=quotes_board").get_data(as_text=True)
+    assert f'id="card-{quote["id"]}"' in html
+    response = post(web, f"/records/quote/{quote['id']}/move",
+                    {"view": "quotes_board", "value": "presented", "version": quote["version"]},
+                    headers={"X-Requested-With": "fetch"})
+    assert response.status_code == 409
+    assert expected in response.get_json()["error"]
+    after = system.get("quote", quote["id"])
+    assert after["status"] == "draft" and after["version"] == quote["version"]
