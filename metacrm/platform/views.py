@@ -172,6 +172,9 @@ def save_view(service, object_name: str, spec: dict, shared: bool = False) -> di
         doc["label"] = label.strip()[:100]
     doc["kind"], doc["object"] = "view", obj.name
     visible = visible_fields(service, obj)
+    if not isinstance(doc.get("columns") or [], list):
+        raise BadRequest("columns must be a list of field names.", code="bad_view",
+                         fields={"columns": ["Not a list."]})
     names = list(doc.get("columns") or []) + [p.lstrip("-") for p in str(doc.get("sort") or "").split(",") if p]
     names += [doc[k] for k in ("kanban_field", "sum_field") if isinstance(doc.get(k), str)]
     if doc.get("filter") not in (None, {}):

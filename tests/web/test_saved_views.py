@@ -283,3 +283,23 @@ def test_an_approval_gate_refuses_a_card_move_in_the_readers_language(ltc, app, 
     assert expected in response.get_json()["error"]
     after = system.get("quote", quote["id"])
     assert after["status"] == "draft" and after["version"] == quote["version"]
+
+
+@pytest.mark.parametrize("body", [
+    {"object": "opportunity", "label": "X", "columns": 5},
+    {"object": "opportunity", "label": "X", "columns": "name"},
+    {"object": "opportunity", "label": 7},
+    {"object": "opportunity", "label": {"xx yy": "bad locale"}},
+    {"object": "opportunity", "label": "X", "filter": ["not", "a", "filter"]},
+    {"object": "opportunity", "label": "X", "sort": 12},
+    {"object": "opportunity", "label": "X", "name": 3},
+    {"object": "opportunity", "label": "X", "mode": "kanban", "kanban_field": ["stage"]},
+    {"object": 5, "label": "X"},
+    {"label": "X"},
+    ["not", "an", "object"],
+])
+def test_bad_view_bodies_get_a_400_and_save_nothing(client, runtime, deals, body):
+    rita = deals[0]
+    response = client.post("/api/v1/views", headers=rita.headers, json=body)
+    assert response.status_code == 400, response.get_json()
+    assert not [d for d in runtime.registry().of_kind("view") if d.get("owner")]
