@@ -111,6 +111,8 @@ def job_status(runtime, principal: Principal, job_id: str) -> dict:
         "created_at": row.created_at.isoformat() + "Z", "updated_at": row.updated_at.isoformat() + "Z",
         "finished_at": row.finished_at.isoformat() + "Z" if row.finished_at else None,
     }
+    if (row.options or {}).get("filename"):
+        body["filename"] = row.options["filename"]  # an import started from the web wizard
     counts = (row.result or {}).get("summary") or (row.result or {}).get("counts") or {}
     body["progress"]["errors"] = counts.get("error", 0)
     body["progress"]["duplicates"] = counts.get("duplicate", 0)

@@ -17,6 +17,9 @@ from ..records import RecordService
 from .parsing import Parsed
 
 CHUNK = 1000
+# Fixed sentences (the web translates them: msg.<text> in imports/messages); the row says the value.
+NO_MATCH = "No record you can see has this value."
+SEVERAL_MATCH = "Several records have this value: match by a unique key or the id."
 
 
 def match_fields(service: RecordService, obj, field_name: str) -> list[str]:
@@ -93,8 +96,7 @@ def resolve_lookups(service: RecordService, obj, parsed: Parsed, lookups: dict[s
             if len(ids) == 1:
                 rows.append((number, {**data, field_name: ids[0]}))
                 continue
-            message = (f"No {target} record has {by} {str(raw)[:80]!r}." if not ids
-                       else f"{len(ids)} {target} records have {by} {str(raw)[:80]!r}; use a unique key or the id.")
+            message = NO_MATCH if not ids else SEVERAL_MATCH
             rows.append((number, ValidationFailed("Some fields are not valid.", code="validation_failed",
                                                   fields={field_name: [message]})))
         parsed = Parsed(parsed.columns, rows, parsed.format, parsed.encoding, parsed.options)
