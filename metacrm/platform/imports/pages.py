@@ -28,6 +28,7 @@ routes = Routes()
 page = routes.page
 
 PROBLEMS_SHOWN = 50
+DETAILED = ("bad_file", "bad_header", "bad_encoding")
 ENCODING_KEYS = {"utf-8": "utf8", "utf-8-sig": "utf8_bom", "utf-16": "utf16", "gb18030": "gb18030",
                  "gbk": "gbk", "big5": "big5", "latin-1": "latin1"}
 
@@ -63,7 +64,11 @@ def _error_text(exc: CrmError) -> str:
     """A file-level refusal in the reader's words (the code's sentence, else the message)."""
     key = f"imports.error.{exc.code}"
     text = t(key)
-    return message(exc.message) if text == key else text
+    if text == key:
+        return message(exc.message)
+    if exc.code in DETAILED:  # which byte, line or column: the platform's sentence says it
+        return f"{text} ({exc.message})"
+    return text
 
 
 def _parse_upload(row, encoding: str | None = None) -> Parsed:
