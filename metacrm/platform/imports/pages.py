@@ -17,7 +17,7 @@ from ..errors import BadRequest, CrmError, Forbidden, NotFound
 from ..features import Routes
 from ..spreadsheets import XLSX_MIMETYPE, xlsx_chunks
 from ..web.core import current_principal, current_service, redirect_to, render_page, runtime
-from ..web.i18n import current_locale, format_number, format_percent, message, t
+from ..web.i18n import current_locale, format_number, format_percent, label, message, t
 from . import uploads, wizard
 from .jobs import job_status, start_job
 from .lookups import match_fields
@@ -142,8 +142,8 @@ def _map_context(service, obj, row, parsed: Parsed, settings: dict, errors: dict
     lookup_rows = []
     for f in fields:
         choices = match_fields(service, obj, f.name)
-        if len(choices) < 2:
-            continue
+        if len(choices) < 2 or f.name not in by_field:
+            continue  # only the lookups a column is mapped to (one mapped later gets the default)
         target = service.obj(f.target[0])
         lookup_rows.append({
             "field": f.name, "label": f.display_label(locale), "mapped": f.name in by_field,
@@ -206,6 +206,9 @@ def import_preview(object_name: str, upload_id: str):
         settings = wizard.settings_from_form(request.form, parsed.columns, service, obj)
     except BadRequest as exc:
         return render_page("imports/map.html", 400, **_map_context(service, obj, row, parsed, {}, exc.fields))
+    samples = [data for _, data in parsed.rows[:wizard.SAMPLE_ROWS] if isinstance(data, dict)]
+    for name, by in wizard.default_lookups(service, obj, settings["mapping"], samples).items():
+        settings["lookups"].setdefault(name, by)  # a lookup mapped just now: matched as the page would offer
     save_as = (request.form.get("save_as") or "").strip()[:100]
     settings["saved_name"] = save_as
     uploads.update_upload(rt, row.id, settings=settings)
@@ -232,6 +235,19 @@ def _status_text(status: str) -> str:
     return t(f"imports.status.{status}")
 
 
+def _shown(fdef, raw) -> str:
+    """A file value as the preview shows it: a picklist value by its label, the rest as typed."""
+    text = str(raw)
+    if fdef.type in ("picklist", "multipicklist") and fdef.options:
+        parts = [p.strip() for p in text.split(";")] if fdef.type == "multipicklist" else [text.strip()]
+        shown = []
+        for part in parts:
+            option = fdef.option(part)
+            shown.append(label(option.get("label"), part) if option else part)
+        return "; ".join(shown)
+    return text
+
+
 def _preview_context(obj, row, mapped: Parsed, head: Parsed, report: dict, settings: dict) -> dict:
     locale = current_locale()
     fields = [(name, obj.all_fields[name].display_label(locale)) for name in mapped.columns]
@@ -242,8 +258,8 @@ def _preview_context(obj, row, mapped: Parsed, head: Parsed, report: dict, setti
         field_errors = {k: [message(str(m)) for m in (v if isinstance(v, list) else [v])]
                         for k, v in (entry.get("fields") or {}).items()}
         values = data if isinstance(data, dict) else {}
-        cells = [{"field": name, "label": label, "value": values.get(name, ""), "errors": field_errors.get(name, [])}
-                 for name, label in fields]
+        cells = [{"field": name, "label": label, "value": _shown(obj.all_fields[name], values.get(name, "")),
+                  "errors": field_errors.get(name, [])} for name, label in fields]
         other = [f"{k}: {'; '.join(v)}" for k, v in field_errors.items() if k not in mapped.columns]
         row_message = entry.get("message") if entry.get("status") in ("error", "duplicate") and not field_errors else ""
         lines.append({"row": number, "status": entry.get("status", "error"), "status_text": _status_text(
