@@ -37,10 +37,10 @@ def map_url(response) -> str:
 def mapping_form(page: str) -> dict:
     """The mapping form as the page offers it: each select's selected option, the mode."""
     form = {}
-    for name, body in re.findall(r'<select name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+    for name, body in re.findall(r'<select name="([^"]+)"[^>]*>(.*?)</select>', page, re.DOTALL):
         chosen = re.search(r'<option value="([^"]*)" selected>', body)
         form[name] = chosen.group(1) if chosen else ""
-    for name, body in re.findall(r'<select id="[^"]+" name="(lookup\.[^"]+|key)"[^>]*>(.*?)</select>', page, re.S):
+    for name, body in re.findall(r'<select id="[^"]+" name="(lookup\.[^"]+|key)"[^>]*>(.*?)</select>', page, re.DOTALL):
         chosen = re.search(r'<option value="([^"]*)" selected>', body)
         form[name] = chosen.group(1) if chosen else ""
     form["mode"] = "insert"
@@ -163,7 +163,7 @@ def test_xlsx_contacts_with_account_by_name_and_upsert(admin_client, system):
 
 
 def test_saved_mapping_is_applied_to_a_file_with_the_same_columns(admin_client):
-    data = "Firma,Mail,Quelle\nX GmbH,x@example.com,web\n".encode()
+    data = b"Firma,Mail,Quelle\nX GmbH,x@example.com,web\n"
     url = map_url(upload(admin_client, "lead", data, "de.csv"))
     form = mapping_form(text(admin_client.get(url)))
     assert form["map.0"] == ""  # nothing matches German headers

@@ -28,7 +28,7 @@ def _no_sideways_scroll(page) -> None:
 
 
 @pytest.mark.parametrize("locale, viewport, kind", CASES, ids=[f"{c[0]}-{c[2]}" for c in CASES])
-def test_import_wizard_end_to_end(session_for, server, tmp_path, locale, viewport, kind):
+def test_import_wizard_end_to_end(session_for, server, tmp_path, locale, viewport, kind):  # noqa: F811
     s = session_for(viewport=viewport)
     s.use_locale(locale)
     page = s.page

@@ -13,8 +13,8 @@ from ..features import Routes
 from ..records import RecordService
 from .jobs import ASYNC_THRESHOLD, job_status, start_job
 from .parsing import apply_mapping, parse
-from .xlsx import XLSX_MIMETYPE
 from .run import DEFAULT_BATCH, import_parsed, prepare
+from .xlsx import XLSX_MIMETYPE
 
 routes = Routes()
 

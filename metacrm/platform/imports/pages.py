@@ -81,7 +81,7 @@ def _parse_upload(row, encoding: str | None = None) -> Parsed:
 
 @page("/records/<object_name>/import")
 def import_upload(object_name: str):
-    service, obj = _object(object_name)
+    _, obj = _object(object_name)
     return _upload_page(obj)
 
 
@@ -92,7 +92,7 @@ def _upload_page(obj, error: str | None = None, status: int = 200):
 
 @page("/records/<object_name>/import", methods=("POST",), endpoint="import_upload_post")
 def import_upload_post(object_name: str):
-    service, obj = _object(object_name)
+    _, obj = _object(object_name)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         return _upload_page(obj, t("imports.error.no_file"), 400)
@@ -152,15 +152,15 @@ def _map_context(service, obj, row, parsed: Parsed, settings: dict, errors: dict
                         for c in choices],
             "errors": [message(m) for m in errors.get(f"lookup.{f.name}", [])]})
     saved = uploads.saved_mappings(runtime(), current_principal().user_id, obj.name)
-    return dict(
-        obj=obj, obj_label=obj.display_label(locale, plural=True), upload=row, columns=columns,
-        fields=[(f.name, f.display_label(locale)) for f in fields], lookups=lookup_rows,
-        mode=settings.get("mode") or "insert", key=settings.get("key") or "",
-        key_errors=[message(m) for m in errors.get("key", [])], encodings=_encodings(),
-        encoding=parsed.encoding or row.encoding, total=len(parsed.rows), saved=saved,
-        total_text=format_number(len(parsed.rows), locale),
-        saved_name=settings.get("saved_name", ""), fmt=row.format,
-    )
+    return {
+        "obj": obj, "obj_label": obj.display_label(locale, plural=True), "upload": row, "columns": columns,
+        "fields": [(f.name, f.display_label(locale)) for f in fields], "lookups": lookup_rows,
+        "mode": settings.get("mode") or "insert", "key": settings.get("key") or "",
+        "key_errors": [message(m) for m in errors.get("key", [])], "encodings": _encodings(),
+        "encoding": parsed.encoding or row.encoding, "total": len(parsed.rows), "saved": saved,
+        "total_text": format_number(len(parsed.rows), locale),
+        "saved_name": settings.get("saved_name", ""), "fmt": row.format,
+    }
 
 
 @page("/records/<object_name>/import/<upload_id>")
@@ -184,10 +184,10 @@ def import_map(object_name: str, upload_id: str):
 
 
 def _bad_file_context(obj, row, error: str) -> dict:
-    return dict(obj=obj, obj_label=obj.display_label(current_locale(), plural=True), upload=row, columns=[],
-                fields=[], lookups=[], mode="insert", key="", key_errors=[], encodings=_encodings(),
-                encoding=row.encoding, total=0, total_text="0", saved=[], saved_name="", fmt=row.format,
-                file_error=error)
+    return {"obj": obj, "obj_label": obj.display_label(current_locale(), plural=True), "upload": row, "columns": [],
+                "fields": [], "lookups": [], "mode": "insert", "key": "", "key_errors": [], "encodings": _encodings(),
+                "encoding": row.encoding, "total": 0, "total_text": "0", "saved": [], "saved_name": "", "fmt": row.format,
+                "file_error": error}
 
 
 # --- step 3: dry-run preview -----------------------------------------------------------------
@@ -266,10 +266,10 @@ def _preview_context(obj, row, mapped: Parsed, head: Parsed, report: dict, setti
             entry.get("status", "error")), "cells": cells, "message": message(row_message) if row_message else "",
             "other": other})
     summary = report["summary"]
-    return dict(obj=obj, obj_label=obj.display_label(locale, plural=True), upload=row, fields=fields, lines=lines,
-                counts={k: format_number(summary[k], locale) for k in ("created", "updated", "duplicate", "error")},
-                total_text=format_number(len(mapped.rows), locale), shown_text=format_number(len(head.rows), locale),
-                settings=settings)
+    return {"obj": obj, "obj_label": obj.display_label(locale, plural=True), "upload": row, "fields": fields, "lines": lines,
+                "counts": {k: format_number(summary[k], locale) for k in ("created", "updated", "duplicate", "error")},
+                "total_text": format_number(len(mapped.rows), locale), "shown_text": format_number(len(head.rows), locale),
+                "settings": settings}
 
 
 # --- step 4: run as a job, progress, report --------------------------------------------------

@@ -103,14 +103,21 @@ def saved_mappings(runtime, user_id: str, object_name: str) -> list:
 def save_mapping(runtime, user_id: str, object_name: str, name: str, columns: list[str], settings: dict) -> None:
     """Add or replace the user's mapping of that name for the object."""
     ensure_tables(runtime.engine)
-    now = utcnow()
-    with runtime.transaction() as tx:
-        found = tx.conn.execute(sa.select(mappings.c.id).where(
-            mappings.c.user_id == user_id, mappings.c.object == object_name, mappings.c.name == name)).scalar()
-        if found:
-            tx.conn.execute(mappings.update().where(mappings.c.id == found).values(
-                columns=columns, settings=settings, updated_at=now))
-        else:
-            tx.conn.execute(mappings.insert().values(
-                id=uuid.uuid4().hex, user_id=user_id, object=object_name, name=name, columns=columns,
-                settings=settings, updated_at=now))
+    for attempt in range(2):  # a concurrent save of the same name: the second try updates it
+        now = utcnow()
+        try:
+            with runtime.transaction() as tx:
+                found = tx.conn.execute(sa.select(mappings.c.id).where(
+                    mappings.c.user_id == user_id, mappings.c.object == object_name,
+                    mappings.c.name == name)).scalar()
+                if found:
+                    tx.conn.execute(mappings.update().where(mappings.c.id == found).values(
+                        columns=columns, settings=settings, updated_at=now))
+                else:
+                    tx.conn.execute(mappings.insert().values(
+                        id=uuid.uuid4().hex, user_id=user_id, object=object_name, name=name, columns=columns,
+                        settings=settings, updated_at=now))
+            return
+        except sa.exc.IntegrityError:
+            if attempt:
+                raise

@@ -57,7 +57,7 @@ def xlsx_rows(data: bytes) -> Parsed:
 
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a damaged file
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a damaged file
         raise BadRequest(f"The .xlsx file cannot be read ({type(exc).__name__}).", code="bad_file") from None
     try:
         sheet = workbook.worksheets[0] if workbook.worksheets else None
