@@ -122,3 +122,170 @@ def test_login_redirect_never_carries_crlf(client):
     assert response.status_code == 303
     assert "\r" not in response.headers["Location"] and "\n" not in response.headers["Location"]
     assert "X-Injected" not in response.headers
+
+
+# --- sums that overflow: the right figure, or a 422 naming the field ---------------------------
+
+INT64_MAX = 2**63 - 1
+MONEY_MAX = "9999999999999999.99"  # currency(18, 2): SQLite stores 999999999999999999, near 2^63 / 9
+BIG = [
+    {"kind": "object", "name": "ov_parent", "label": {"en": "Big", "zh-CN": "大数"}, "name_field": "name",
+     "fields": [
+         {"name": "name", "type": "text"},
+         {"name": "n", "type": "integer"},
+         {"name": "amount", "type": "currency", "precision": 18, "scale": 2},
+         {"name": "wide", "type": "decimal", "precision": 38, "scale": 2},
+         {"name": "quadruple", "type": "formula", "expression": "n * 4 if n else 0", "result_type": "integer"},
+         {"name": "total", "type": "rollup", "child_object": "ov_child", "child_field": "parent",
+          "function": "sum", "field": "price"},
+         {"name": "gross", "type": "formula", "expression": "total * 10 if total else 0",
+          "result_type": "currency", "scale": 2},
+     ]},
+    {"kind": "object", "name": "ov_child", "label": {"en": "Line", "zh-CN": "行"}, "name_field": "name",
+     "fields": [
+         {"name": "name", "type": "text"},
+         {"name": "parent", "type": "lookup", "target": "ov_parent"},
+         {"name": "price", "type": "currency", "precision": 18, "scale": 2},
+     ]},
+    {"kind": "report", "name": "ov_sums", "object": "ov_parent", "group_by": ["name"],
+     "measures": [{"function": "sum", "field": "n", "name": "n"}, {"function": "sum", "field": "amount",
+                                                                  "name": "amount"}]},
+]
+
+
+def _big(runtime):
+    from metacrm.metadata.bundle import documents_bundle
+    from metacrm.platform.apply import apply_change
+
+    apply_change(runtime, documents_bundle(BIG))
+    runtime.compiled(force=True)
+
+
+def _count(client, headers, object_name: str) -> int:
+    return client.post(f"/api/v1/aggregate/{object_name}", json={}, headers=headers).get_json()["totals"]["count"]
+
+
+def test_sums_past_64_bits_are_the_exact_figure_in_aggregates_reports_and_widgets(runtime, client, admin_headers):
+    from metacrm.platform.records import RecordService
+    from metacrm.platform.security import Principal
+    from metacrm.platform.web.dashboard import aggregate as widget_aggregate
+
+    _big(runtime)
+    n = INT64_MAX // 4  # its formula (n * 4) still fits
+    # SQLite keeps decimals as 64-bit scaled integers: a decimal(38, 2) holds 18 digits there (400
+    # beyond, never a 500); PostgreSQL holds all 36
+    wide = "9" * 36 if runtime.engine.dialect.name == "postgresql" else "9" * 16
+    if runtime.engine.dialect.name == "sqlite":
+        refused = client.post("/api/v1/records/ov_parent", json={"name": "W", "wide": "9" * 17},
+                              headers=admin_headers)
+        assert refused.status_code == 400 and "wide" in refused.get_json()["error"]["fields"]
+    rows = [{"name": "X", "n": n, "amount": MONEY_MAX, "wide": wide} for _ in range(12)]
+    system = RecordService(runtime, Principal.system())
+    created = system.create_many("ov_parent", rows)
+    assert all(r["status"] == "created" for r in created), created[:1]
+    body = {"measures": [{"function": "sum", "field": "n"}, {"function": "avg", "field": "n"},
+                         {"function": "sum", "field": "amount"}, {"function": "avg", "field": "amount"},
+                         {"function": "sum", "field": "wide"}, {"function": "max", "field": "wide"}]}
+    expected = {"count": None, "sum_n": 12 * n, "avg_n": f"{n}.00",
+                "sum_amount": "119999999999999999.88", "avg_amount": MONEY_MAX,
+                "sum_wide": str(12 * int(wide)) + ".00", "max_wide": wide + ".00"}
+    expected.pop("count")
+    for extra in ({}, {"group_by": ["name"]}):
+        answer = client.post("/api/v1/aggregate/ov_parent", json={**body, **extra}, headers=admin_headers)
+        assert answer.status_code == 200, answer.get_json()
+        assert answer.get_json()["totals"] == expected
+        if extra:
+            row = answer.get_json()["rows"][0]
+            assert {k: row[k] for k in expected} == expected
+    report = client.get("/api/v1/reports/ov_sums", headers=admin_headers)
+    assert report.status_code == 200, report.get_json()
+    assert report.get_json()["totals"] == {"n": 12 * n, "amount": "119999999999999999.88"}
+    widget = widget_aggregate(RecordService(runtime, Principal.system()), "ov_parent", ["name"], measure="amount")
+    assert [(w["name"], str(w["value"])) for w in widget] == [("X", "119999999999999999.88")]
+    negative = system.create_many("ov_parent", [{"name": "Y", "n": -n - 1} for _ in range(40)])
+    assert all(r["status"] == "created" for r in negative)
+    answer = client.post("/api/v1/aggregate/ov_parent", json={"group_by": ["name"], "measures": [
+        {"function": "sum", "field": "n"}]}, headers=admin_headers).get_json()
+    assert {r["name"]: r["sum_n"] for r in answer["rows"]} == {"X": 12 * n, "Y": 40 * (-n - 1)}
+    assert answer["totals"]["sum_n"] == 12 * n + 40 * (-n - 1)
+
+
+def test_a_rollup_sum_that_no_longer_fits_refuses_the_child_save(runtime, client, admin_headers):
+    _big(runtime)
+    parent = client.post("/api/v1/records/ov_parent", json={"name": "P"}, headers=admin_headers).get_json()
+    url = "/api/v1/records/ov_child"
+    first = client.post(url, json={"name": "a", "parent": parent["id"], "price": "999999999999999.99"},
+                        headers=admin_headers)
+    assert first.status_code == 201, first.get_json()
+    # total 1e15 fits currency(18, 2), but gross = total * 10 would have 17 digits before the point
+    refused = client.post(url, json={"name": "b", "parent": parent["id"], "price": "0.01"}, headers=admin_headers)
+    assert refused.status_code == 422, refused.get_json()
+    error = refused.get_json()["error"]
+    assert error["code"] == "value_out_of_range" and list(error["fields"]) == ["price"]
+    assert (error["object"], error["field"]) == ("ov_parent", "gross")
+    assert _count(client, admin_headers, "ov_child") == 1
+    # a sum past the rollup's own digits (and on SQLite past 2^63 in scaled integers)
+    other = client.post("/api/v1/records/ov_parent", json={"name": "Q"}, headers=admin_headers).get_json()
+    created = 0
+    for i in range(12):
+        answer = client.post(url, json={"name": f"c{i}", "parent": other["id"], "price": MONEY_MAX},
+                             headers=admin_headers)
+        if answer.status_code != 201:
+            break
+        created += 1
+    assert created == 0 or created == 1
+    assert answer.status_code == 422 and answer.get_json()["error"]["code"] == "value_out_of_range"
+    assert answer.get_json()["error"]["field"] in ("total", "gross")
+    # an import: only the row that would overflow the parent's rollup fails, with its row number
+    third = client.post("/api/v1/records/ov_parent", json={"name": "R"}, headers=admin_headers).get_json()
+    csv = f"name,parent,price\nx,{third['id']},1.00\ny,{third['id']},{MONEY_MAX}\nz,{third['id']},2.00\n"
+    report = client.post(f"{url}/import", data=csv, content_type="text/csv", headers=admin_headers).get_json()
+    assert [(r["row"], r["status"]) for r in report["rows"]] == [(1, "created"), (2, "error"), (3, "created")]
+    assert report["rows"][1]["code"] == "value_out_of_range" and "price" in report["rows"][1]["fields"]
+    total = client.get(f"/api/v1/records/ov_parent/{third['id']}", headers=admin_headers).get_json()["total"]
+    assert total == "3.00"
+    back = client.get(f"/api/v1/records/ov_parent/{other['id']}", headers=admin_headers).get_json()
+    assert back["version"] == other["version"] + created
+    before = client.get(f"/api/v1/records/ov_child/{first.get_json()['id']}", headers=admin_headers).get_json()
+    raised = client.patch(f"/api/v1/records/ov_child/{before['id']}", json={"price": MONEY_MAX},
+                          headers={**admin_headers, "If-Match": str(before["version"])})
+    assert raised.status_code == 422 and raised.get_json()["error"]["fields"].keys() == {"price"}
+    after = client.get(f"/api/v1/records/ov_child/{before['id']}", headers=admin_headers).get_json()
+    assert after == before
+
+
+def test_a_formula_whose_result_does_not_fit_is_422_naming_it(runtime, client, admin_headers):
+    _big(runtime)
+    url = "/api/v1/records/ov_parent"
+    refused = client.post(url, json={"name": "F", "n": 2**62}, headers=admin_headers)
+    assert refused.status_code == 422, refused.get_json()
+    error = refused.get_json()["error"]
+    assert error["code"] == "value_out_of_range" and list(error["fields"]) == ["quadruple"], error
+    assert _count(client, admin_headers, "ov_parent") == 0
+    fine = client.post(url, json={"name": "F", "n": 2**60}, headers=admin_headers)
+    assert fine.status_code == 201 and fine.get_json()["quadruple"] == 2**62
+    edit = client.patch(f"{url}/{fine.get_json()['id']}", json={"n": INT64_MAX},
+                        headers={**admin_headers, "If-Match": "1"})
+    assert edit.status_code == 422, edit.get_json()
+    assert edit.get_json()["error"]["fields"].keys() == {"quadruple"}
+    assert client.get(f"{url}/{fine.get_json()['id']}", headers=admin_headers).get_json()["n"] == 2**60
+    report = client.post("/api/v1/records/ov_parent/import", data=f"name,n\nok,1\nbad,{2**62}\n",
+                         content_type="text/csv", headers=admin_headers).get_json()
+    assert [(r["row"], r["status"]) for r in report["rows"]] == [(1, "created"), (2, "error")]
+    assert report["rows"][1]["code"] == "value_out_of_range" and "quadruple" in report["rows"][1]["fields"]
+
+
+def test_a_total_no_query_can_add_up_is_a_422_on_any_path(client, admin_headers, monkeypatch):
+    """Any query whose SUM overflows (SQLite past 2^63) and that has no exact fallback of its own —
+    e.g. a plugin's report — answers 422 value_out_of_range, on the API and on a page, never a 500."""
+    import sqlalchemy as sa
+
+    from metacrm.platform.records import RecordService
+
+    def overflowing(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT sum(amount)", {}, Exception("integer overflow"))
+
+    monkeypatch.setattr(RecordService, "list", overflowing)
+    response = client.get("/api/v1/records/lead", headers=admin_headers)
+    assert response.status_code == 422, response.text
+    assert response.get_json()["error"]["code"] == "value_out_of_range"

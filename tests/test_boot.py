@@ -97,3 +97,26 @@ def test_two_servers_starting_at_once_on_a_fresh_database_both_boot(fresh_url):
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_a_server_of_a_newer_release_adds_the_system_tables_the_older_database_lacks(engine):
+    """A database made before the metadata change log existed: starting the new code creates the
+    missing tables (nothing else touched), so the first metadata apply works instead of failing."""
+    runtime = _runtime(engine)
+    initialise(runtime, "admin-pass-123")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE mc_meta_change_document"))
+        conn.execute(sa.text("DROP TABLE mc_meta_change"))
+        users_before = conn.execute(sa.text("SELECT count(*) FROM rec_user")).scalar()
+    again = _runtime(engine)  # a newer server starting
+    with engine.connect() as conn:
+        names = set(sa.inspect(conn).get_table_names())
+        assert {"mc_meta_change", "mc_meta_change_document"} <= names
+        assert conn.execute(sa.text("SELECT count(*) FROM rec_user")).scalar() == users_before
+    from metacrm.metadata.bundle import documents_bundle
+    from metacrm.platform.apply import apply_change
+
+    doc = dict(again.registry().get("app", "sales"))
+    doc["order"] = int(doc.get("order", 0)) + 1
+    apply_change(again, documents_bundle([doc]))
+    assert db.ensure_system_tables(engine) == []  # nothing missing any more: one catalogue read

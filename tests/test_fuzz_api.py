@@ -26,13 +26,19 @@ What is not fuzzed, and why:
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
 from collections import Counter, defaultdict
+from typing import ClassVar
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, Phase, seed
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 schemathesis = pytest.importorskip("schemathesis")
 
@@ -265,6 +271,10 @@ REGRESSIONS = [
     ("POST", "/records/lead/{lead}/submit", '{"process": ["x"]}', 400),
     ("POST", "/admin/outbox/6066049367330270285838396176728064/retry", None, 404),
     ("POST", "/notifications/6066049367330270285838396176728064/read", None, 404),
+    ("GET", "/meta/changes/6066049367330270285838396176728064", None, 404),
+    ("POST", "/meta/changes/2147483648/revert", None, 404),
+    ("POST", "/meta/changes/1/revert", '{"document": 5}', 400),
+    ("GET", "/meta/changes?cursor=Yzk5OTk5OTk5OTk5OTk5OTk5", None, 400),
     ("PATCH", "/records/lead/{lead}", '{"version": 1e400, "company": "x"}', 400),
     ("PATCH", "/records/lead/{lead}", '{"version": true, "company": "x"}', 400),
     ("POST", "/records/lead", '{"company": "\\ud800", "source": "web"}', 400),
@@ -289,3 +299,205 @@ def test_fuzz_regressions(world, method, path, body, status):
     assert response.status_code == status, response.get_data(as_text=True)
     error = response.get_json()["error"]
     assert error["code"] and error["message"]
+
+
+# --- stateful sequences: create -> update -> delete -> restore, metadata changes in between ------
+#
+# A hypothesis state machine drives the REST API of a fresh installation (the `runtime` fixture:
+# SQLite and PostgreSQL) through sequences of record writes on one object, with metadata changes
+# (a new field, a changed picklist, a field made required or optional) between them. After every
+# step: no 5xx; a refused request changed nothing (every live record reads back as before); an
+# accepted write raised the version by exactly one (none for an edit that changed nothing); a
+# restored record equals the one deleted (fields added meanwhile empty). Bounded in `make test`
+# (the fixed seed, STATEFUL_EXAMPLES sequences of STATEFUL_STEPS steps); `make fuzz` scales both.
+
+STATEFUL_EXAMPLES = max(3, MAX_EXAMPLES // 3)
+STATEFUL_STEPS = 14 if DETERMINISTIC else 40
+WRITES_PER_METADATA_CHANGE = 4  # an apply costs about a second: between every few writes, not each
+FZ_OBJECT = {
+    "kind": "object", "name": "fz_item", "label": {"en": "Item", "zh-CN": "条目"}, "name_field": "name",
+    "fields": [
+        {"name": "name", "type": "text", "required": True, "max_length": 40},
+        {"name": "qty", "type": "integer", "min": 0, "max": 1000},
+        {"name": "status", "type": "picklist", "options": ["a", "b", "c"]},
+        {"name": "note", "type": "text"},
+    ],
+}
+URL = "/api/v1/records/fz_item"
+# What every write changes besides the caller's values.
+STAMPS = ("version", "updated_at", "updated_by", "deleted_at")
+
+
+def _value(fdef: dict):
+    """A value for a field: mostly plausible, sometimes wrong (type, range, option, NUL, length)."""
+    wrong = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+                      st.text(max_size=3).map(lambda s: s + "\x00"), st.just("x" * 300), st.lists(st.integers(),
+                                                                                                   max_size=2))
+    if fdef["type"] == "integer":
+        good = st.integers(min_value=fdef.get("min", -5), max_value=fdef.get("max", 5000))
+    elif fdef["type"] == "picklist":
+        good = st.sampled_from(fdef["options"] + ["zz"])
+    else:
+        good = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
+                       max_size=12)
+    return st.one_of(good, good, good, good, wrong)
+
+
+class RecordSequences(RuleBasedStateMachine):
+    """Set per test by test_stateful_record_sequences: the Flask client and the admin's headers."""
+
+    client: ClassVar = None
+    headers: ClassVar[dict] = {}
+
+    def __init__(self):
+        super().__init__()
+        self.live: dict[str, dict] = {}  # id -> the record as the API last answered it
+        self.deleted: dict[str, dict] = {}  # id -> the record as it was when deleted
+        doc = self.call("get", "/api/v1/meta/object/fz_item").get_json()
+        if {k: v for k, v in doc.items() if k != "version"} != FZ_OBJECT:
+            # every sequence starts from the same metadata (hypothesis replays sequences to shrink)
+            self.call("put", "/api/v1/meta/object/fz_item", json=FZ_OBJECT)
+            doc = self.call("get", "/api/v1/meta/object/fz_item").get_json()
+        self.doc = {k: v for k, v in doc.items() if k != "version"}
+        self.doc_version = doc["version"]
+        self.writes = 0  # record writes since the last metadata change
+
+    def call(self, method: str, url: str, **kwargs):
+        response = getattr(self.client, method)(url, headers=self.headers, **kwargs)
+        assert response.status_code < 500, (method, url, kwargs, response.get_data(as_text=True))
+        return response
+
+    def fields(self) -> dict[str, dict]:
+        return {f["name"]: f for f in self.doc["fields"]}
+
+    def payload(self, data, creating: bool) -> dict:
+        self.writes += 1
+        names = sorted(self.fields())
+        chosen = data.draw(st.lists(st.sampled_from(names), unique=True, min_size=1, max_size=len(names)))
+        body = {name: data.draw(_value(self.fields()[name])) for name in chosen}
+        if creating and data.draw(st.integers(min_value=0, max_value=4)) < 4:
+            # mostly a full, valid record (so that a value lost by a later step shows), then the drawn values
+            full = {"name": data.draw(st.text(alphabet="abcdefgh ", min_size=1, max_size=10)), "note": "n",
+                    "qty": 1, "status": self.fields()["status"]["options"][0]}
+            body = {**{k: v for k, v in full.items() if k in self.fields()}, **body}
+            body["name"] = full["name"]
+        return body
+
+    # --- record writes ---------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def step(self, data):
+        """One write, picked among those that can apply now (hypothesis' own rule choice switches
+        whole rules off per sequence; this keeps every kind of write in every sequence)."""
+        actions = ["update"] * 3 * bool(self.live) + ["create"] * (2 if len(self.live) < 4 else 0)
+        actions += ["delete"] * bool(self.live) + ["restore"] * bool(self.deleted)
+        if self.writes >= WRITES_PER_METADATA_CHANGE:
+            actions.append("change_metadata")
+        getattr(self, data.draw(st.sampled_from(actions), label="action"))(data)
+
+    def create(self, data):
+        body = self.payload(data, creating=True)
+        before = self.count()
+        response = self.call("post", URL, json=body)
+        if response.status_code == 201:
+            record = response.get_json()
+            assert record["version"] == 1 and self.count() == before + 1
+            self.live[record["id"]] = record
+        else:
+            assert self.count() == before, ("a refused create wrote a record", body, response.get_json())
+
+    def update(self, data):
+        record_id = data.draw(st.sampled_from(sorted(self.live)))
+        before = self.live[record_id]
+        body = self.payload(data, creating=False)
+        stale = data.draw(st.integers(min_value=0, max_value=9)) == 9
+        response = self.call("patch", f"{URL}/{record_id}",
+                             json={**body, "version": before["version"] - 1 if stale else before["version"]})
+        if response.status_code == 200:
+            assert not stale
+            after = response.get_json()
+            changed = any(after.get(k) != before.get(k) for k in after if k not in STAMPS)
+            assert after["version"] == before["version"] + (1 if changed else 0), (before, after)
+            self.live[record_id] = after
+        else:
+            assert response.status_code in (400, 409, 422), response.get_json()
+
+    def delete(self, data):
+        record_id = data.draw(st.sampled_from(sorted(self.live)))
+        response = self.call("delete", f"{URL}/{record_id}")
+        assert response.status_code == 204, response.get_json()
+        assert self.call("get", f"{URL}/{record_id}").status_code == 404
+        self.deleted[record_id] = self.live.pop(record_id)
+
+    def restore(self, data):
+        record_id = data.draw(st.sampled_from(sorted(self.deleted)))
+        response = self.call("post", f"{URL}/{record_id}/restore")
+        assert response.status_code == 200, response.get_json()
+        restored, gone = response.get_json(), self.deleted.pop(record_id)
+        assert restored["version"] == gone["version"] + 2  # the delete, then the restore
+        assert restored.get("deleted_at") is None
+        for key, value in restored.items():
+            if key not in STAMPS:
+                assert gone.get(key) == value, (key, gone, restored)  # fields added meanwhile: both empty
+        self.live[record_id] = restored
+
+    # --- metadata changes between the writes --------------------------------------------------
+
+    def change_metadata(self, data):
+        self.writes = 0
+        doc = json.loads(json.dumps(self.doc))
+        fields = {f["name"]: f for f in doc["fields"]}
+        change = data.draw(st.sampled_from(["add_field", "add_option", "drop_option", "toggle_required"]))
+        if change == "add_field":
+            kind = data.draw(st.sampled_from(["text", "integer"]))
+            doc["fields"].append({"name": f"extra_{len(doc['fields'])}", "type": kind})
+        elif change == "add_option":
+            fields["status"]["options"].append(f"o{len(fields['status']['options'])}")
+        elif change == "drop_option" and len(fields["status"]["options"]) > 1:
+            fields["status"]["options"].pop()
+        elif change == "toggle_required":
+            note = fields["note"]
+            note["required"] = not note.get("required", False)
+        response = self.call("put", "/api/v1/meta/object/fz_item", json={**doc, "version": self.doc_version})
+        if response.status_code != 200:
+            assert response.status_code in (400, 409, 422), response.get_json()
+            return
+        self.doc, self.doc_version = doc, response.headers["ETag"].strip('"')
+        names = set(self.fields())
+        for record_id, record in self.live.items():
+            current = self.call("get", f"{URL}/{record_id}").get_json()
+            assert current["version"] == record["version"], "a metadata change rewrote a record's version"
+            for key, value in current.items():
+                assert record.get(key) == value, (key, record, current)  # new fields are empty
+            assert names <= set(current), (names, current)
+            self.live[record_id] = current
+
+    # --- after every step ----------------------------------------------------------------------
+
+    def count(self) -> int:
+        answer = self.call("post", "/api/v1/aggregate/fz_item", json={})
+        assert answer.status_code == 200, answer.get_json()
+        return answer.get_json()["totals"]["count"]
+
+    @invariant()
+    def everything_reads_back_as_the_model_says(self):
+        for record_id, record in self.live.items():
+            current = self.call("get", f"{URL}/{record_id}")
+            assert current.status_code == 200 and current.get_json() == record, (record, current.get_json())
+        for record_id in self.deleted:
+            assert self.call("get", f"{URL}/{record_id}").status_code == 404
+
+
+def test_stateful_record_sequences(runtime, client, admin_headers):
+    """Sequences of record writes and metadata changes keep the invariants (see above)."""
+    from metacrm.metadata.bundle import documents_bundle
+    from metacrm.platform.apply import apply_change
+
+    apply_change(runtime, documents_bundle([FZ_OBJECT]))
+    runtime.compiled(force=True)
+    RecordSequences.client, RecordSequences.headers = client, admin_headers
+    machine = seed(SEED)(RecordSequences)
+    run_state_machine_as_test(machine, settings=hsettings(
+        max_examples=STATEFUL_EXAMPLES, stateful_step_count=STATEFUL_STEPS, deadline=None, database=None,
+        derandomize=False, suppress_health_check=list(HealthCheck), print_blob=True, report_multiple_bugs=False,
+        phases=[Phase.generate] if os.environ.get("METACRM_FUZZ_NO_SHRINK") == "1" else list(Phase)))

@@ -6,6 +6,7 @@ to the contract amount."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import sqlalchemy as sa
 
@@ -314,3 +315,69 @@ def test_deliveries_and_returns_are_batches_that_never_exceed_the_order(org, cli
     # deleting the return batch gives the quantity back
     rep.call("delete", f"/records/delivery/{back['id']}", 204)
     assert rep.get(f"/records/order_line/{disk['id']}")["returned_qty"] == "0.00"
+
+
+def test_a_partial_return_claws_back_its_share_of_the_commission_once(org):
+    """On a delivery plan, each return batch takes back returned / delivered of its line's
+    commission, in the return's period; a recompute replays nothing twice; deleting the batch
+    gives the commission back, restoring it takes it again; a whole-order return takes the rest."""
+    from metacrm.platform.reports import run_report
+
+    system, rep = org.system, org.rep_b
+    plan = system.create("commission_plan", {"name": "On delivery", "mode": "on_delivery", "tier_mode": "whole",
+                                             "period": "quarter", "is_default": True})
+    system.create("commission_tier", {"plan": plan["id"], "from_value": "0", "rate": "5"})
+    account = system.create("account", {"name": "Return Co", "owner": rep.id})
+    contract = support.active_contract(system, {"name": "Return", "account": account["id"], "amount": "1200",
+                                                "owner": rep.id})
+    order = system.create("order", {"contract": contract["id"], "status": "confirmed"})
+    rack = system.create("order_line", {"order": order["id"], "description": "Rack", "quantity": "10",
+                                        "unit_price": "100"})
+    disk = system.create("order_line", {"order": order["id"], "description": "Disk", "quantity": "4",
+                                        "unit_price": "50"})
+
+    def batch(kind, day, *items):
+        made = system.create("delivery", {"order": order["id"], "kind": kind, "delivered_on": day})
+        for line, quantity in items:
+            system.create("delivery_line", {"delivery": made["id"], "order_line": line["id"], "quantity": quantity})
+        return made
+
+    def statement(period):
+        rows = run_report(rep.service(org.runtime), "commission_statement", {"user": rep.id, "period": period})["rows"]
+        return rows[0] if rows else {"commission": "0.00", "clawback": "0.00", "total": "0.00", "lines": []}
+
+    def clawbacks():
+        table = org.runtime.compiled().tables["commission_line"]
+        with org.runtime.engine.connect() as conn:
+            return sorted((r.source_key, str(r.total_amount), r.period) for r in conn.execute(
+                sa.select(table.c.source_key, table.c.total_amount, table.c.period).where(
+                    table.c.kind == "clawback", table.c.deleted_at.is_(None))))
+
+    batch("delivery", "2025-01-20", (rack, "10"), (disk, "4"))  # 1,200 delivered x 5 % = 50.00 + 10.00
+    assert (statement("2025-Q1")["commission"], statement("2025-Q1")["total"]) == ("60.00", "60.00")
+    back = batch("return", "2025-02-10", (rack, "3"))  # 3 of 10 racks: -15.00, in Q1
+    q1 = statement("2025-Q1")
+    assert (q1["commission"], q1["clawback"], q1["total"]) == ("60.00", "-15.00", "45.00")
+    claw = [line for line in q1["lines"] if line["kind"] == "clawback"]
+    assert len(claw) == 1 and claw[0]["order"] == order["id"] and claw[0]["basis"] == "-300.00"
+    assert "3.00 of Rack returned" in claw[0]["note"] and back["number"] in claw[0]["note"]
+    batch("return", "2025-04-05", (disk, "1"))  # 1 of 4 disks: -2.50, in the return's quarter
+    assert (statement("2025-Q2")["clawback"], statement("2025-Q2")["total"]) == ("-2.50", "-2.50")
+    assert statement("2025-Q1")["total"] == "45.00"
+    # a replay (the plan's recompute, twice) takes nothing back twice
+    before = clawbacks()
+    for _ in range(2):
+        support.run_action(org.runtime, system, "commission_plan", plan["id"], "recompute")
+    assert clawbacks() == before and len(before) == 2
+    # deleting the return batch gives its commission back; restoring it takes it again
+    system.delete("delivery", back["id"])
+    assert system.get("order_line", rack["id"])["returned_qty"] == "0.00"
+    assert (statement("2025-Q1")["clawback"], statement("2025-Q1")["total"]) == ("0.00", "60.00")
+    system.restore("delivery", back["id"])
+    assert (statement("2025-Q1")["clawback"], statement("2025-Q1")["total"]) == ("-15.00", "45.00")
+    # the whole order back: only what the return batches have not taken (7/10 racks, 3/4 disks)
+    system.update("order", order["id"], {"status": "returned", "returned_on": "2025-05-01"})
+    q2 = statement("2025-Q2")
+    assert (q2["clawback"], q2["total"]) == ("-45.00", "-45.00")  # -2.50 - 35.00 - 7.50
+    total = sum(Decimal(statement(p)["total"]) for p in ("2025-Q1", "2025-Q2"))
+    assert total == Decimal("0.00")  # everything earned is taken back, nothing twice

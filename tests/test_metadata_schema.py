@@ -58,6 +58,8 @@ MINIMAL: dict[str, dict] = {
     "role": {"kind": "role", "name": "probe_role"},
     "report": {"kind": "report", "name": "probe_report", "object": "probe"},
     "lead_scoring": {"kind": "lead_scoring", "name": "probe_score", "object": "probe", "score_field": "points"},
+    "assignment_rule": {"kind": "assignment_rule", "name": "probe_routing", "object": "probe",
+                        "entries": [{"assign_to": {"pool": "probe_pool"}}]},
     "app": {"kind": "app", "name": "probe_app", "objects": ["probe"]},
 }
 

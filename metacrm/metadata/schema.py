@@ -37,6 +37,7 @@ KINDS: tuple[str, ...] = (
     "role",
     "report",
     "lead_scoring",
+    "assignment_rule",
     "app",
 )
 

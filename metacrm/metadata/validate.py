@@ -444,6 +444,33 @@ def check_lead_scoring(registry: Registry, doc: dict, report: Report) -> None:
                 report("/activity/via", f"{via.name} is not a lookup to {obj.name}")
 
 
+def check_assignment_rule(registry: Registry, doc: dict, report: Report) -> None:
+    """Objects, filters, roles and pools an assignment rule names (users and departments are
+    data: platform.pools.assignment_rules checks them against the directory at apply)."""
+    obj = _object(registry, doc.get("object"), "/object", report)
+    if obj is None:
+        return
+    if doc.get("active", True):
+        others = [d["name"] for d in registry.of_kind("assignment_rule")
+                  if d["name"] != doc["name"] and d.get("object") == obj.name and d.get("active", True)]
+        if others:
+            report("/active", f"{obj.name} already has an active assignment rule ({', '.join(others)}); "
+                              "an object has one: deactivate the other or add entries to it")
+    for index, entry in enumerate(doc.get("entries") or []):
+        path = f"/entries/{index}"
+        _filter(obj, entry.get("when"), f"{path}/when", report)
+        target = entry.get("assign_to") or {}
+        if "role" in target and target["role"] not in registry.roles:
+            report(f"{path}/assign_to/role", f"unknown role {target['role']!r}")
+        if "pool" in target:
+            pool = registry.get("pool", str(target["pool"]))
+            if pool is None:
+                report(f"{path}/assign_to/pool", f"unknown pool {target['pool']!r}")
+            elif pool.get("object") != obj.name:
+                report(f"{path}/assign_to/pool", f"pool {target['pool']!r} holds {pool.get('object')} records, "
+                                                 f"not {obj.name}")
+
+
 def check_app(registry: Registry, doc: dict, report: Report) -> None:
     for index, name in enumerate(doc.get("objects") or []):
         obj = _object(registry, name, f"/objects/{index}", report)
@@ -465,5 +492,6 @@ CHECKERS: dict[str, Callable[[Registry, dict, Report], None]] = {
     "conversion": check_conversion,
     "report": check_report,
     "lead_scoring": check_lead_scoring,
+    "assignment_rule": check_assignment_rule,
     "app": check_app,
 }

@@ -16,7 +16,7 @@ from ..metadata.validate import validate_change
 from . import metastore, schemas
 from .errors import MetadataInvalid, StaleVersion
 from .runtime import Runtime
-from .storage import Tables, apply_storage, plan_storage
+from .storage import Tables, apply_storage, compared, folds_case, plan_storage
 
 MAX_OFFENDING_ROWS = 20
 log = logging.getLogger(__name__)
@@ -143,8 +143,9 @@ def convert_columns(conn: sa.Connection, live: Registry, new: Registry, storage_
     return saved
 
 
-def check_unique(conn: sa.Connection, new: Registry, storage_diff) -> list[MetaIssue]:
-    """Making a field unique is refused while live records share a value (naming the values)."""
+def check_unique(conn: sa.Connection, new: Registry, storage_diff, live: Registry | None = None) -> list[MetaIssue]:
+    """Making a field unique (or a unique field an email, which compares with A-Z folded) is
+    refused while live records share a value, naming the values and the rows that hold them."""
     issues = []
     for table_name, column_name in storage_diff.new_indexes:
         name = table_name[len("rec_"):]
@@ -155,16 +156,26 @@ def check_unique(conn: sa.Connection, new: Registry, storage_diff) -> list[MetaI
         if any(t == table_name and c == column_name for t, c, _ in storage_diff.new_columns):
             continue
         table = Tables.of(new)[name]
-        column = table.c[column_name]
+        column = compared(table.c[column_name], fdef)
+        alive = sa.and_(table.c[column_name].isnot(None), table.c.deleted_at.is_(None))
         shared = conn.execute(
-            sa.select(column, sa.func.count()).where(column.isnot(None), table.c.deleted_at.is_(None))
+            sa.select(column, sa.func.count()).where(alive)
             .group_by(column).having(sa.func.count() > 1).order_by(column).limit(MAX_OFFENDING_ROWS)
         ).all()
         if shared:
+            holders: dict = {}
+            for row in conn.execute(sa.select(column, table.c.id, table.c[column_name]).where(
+                    alive, column.in_([value for value, _ in shared])).order_by(table.c.id)):
+                holders.setdefault(row[0], []).append(f"{row.id} ({row[2]!r})" if fdef.type == "email" else row.id)
             index = next(i for i, f in enumerate(obj.doc.get("fields", [])) if f.get("name") == column_name)
-            values = ", ".join(f"{value!r} ({count} records)" for value, count in shared)
-            issues.append(MetaIssue(f"object/{name}", f"/fields/{index}/unique",
-                                    f"live records share values, so the field cannot be unique: {values}"))
+            values = "; ".join(f"{value!r} ({count} records: {', '.join(holders.get(value, []))})"
+                               for value, count in shared)
+            same = " (case aside)" if folds_case(fdef) else ""
+            before = live.objects[name].fields.get(column_name) if live and name in live.objects else None
+            key = "type" if before is not None and before.unique and before.type != fdef.type else "unique"
+            issues.append(MetaIssue(f"object/{name}", f"/fields/{index}/{key}",
+                                    f"field {column_name!r} of {name}: live records share values{same}, so the "
+                                    f"field cannot be unique: {values}"))
     return issues
 
 
@@ -174,9 +185,11 @@ def apply_change(
     deletes: list[tuple[str, str]] | None = None,
     dry_run: bool = False,
     expected: dict[tuple[str, str], str] | None = None,
+    reverts: int | None = None,
 ) -> ApplyResult:
     """`expected` maps (kind, name) to the document version the caller loaded ("absent" for a
-    document it creates, "*" for any existing one); checked under the apply lock."""
+    document it creates, "*" for any existing one); checked under the apply lock. `reverts`:
+    the change log entry this change reverts (platform/changelog.py records who and what)."""
     if bundle.issues:
         raise MetadataInvalid(bundle.issues)
     deletes = deletes or []
@@ -191,7 +204,11 @@ def apply_change(
             if issues:
                 raise MetadataInvalid(issues)
             storage_diff = plan_storage(conn, live, new)
-            conversion_issues = check_conversions(conn, live, new, storage_diff) + check_unique(conn, new, storage_diff)
+            conversion_issues = check_conversions(conn, live, new, storage_diff) + check_unique(conn, new, storage_diff, live)
+            # names that are data, not metadata (users, departments), against the directory
+            from .pools.assignment_rules import directory_issues  # pools imports the API, which imports us
+
+            conversion_issues += directory_issues(conn, live, bundle.documents, bundle.sources)
             if conversion_issues:
                 raise MetadataInvalid(conversion_issues)
             diff = {"documents": document_diff(live, new), "storage": storage_diff.as_dict()}
@@ -210,8 +227,9 @@ def apply_change(
                 for record_id, value in rows:
                     conn.execute(table.update().where(table.c.id == record_id).values({column: value}))
             changed = [doc for doc in bundle.documents if live.get(doc["kind"], doc["name"]) != doc]
-            result["version"] = metastore.write_documents(conn, changed, deletes, bundle.sources) \
-                if (changed or deletes or not storage_diff.empty) else live.version
+            result["version"] = metastore.write_documents(
+                conn, changed, deletes, bundle.sources, storage=diff["storage"], reverts=reverts,
+            ) if (changed or deletes or not storage_diff.empty) else live.version
     except _DryRun:
         return ApplyResult(result["version"], False, result["diff"], result["documents"])
     runtime.invalidate()

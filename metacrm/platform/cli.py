@@ -27,8 +27,12 @@ def _fail(message: str) -> None:
 
 @click.group()
 @click.version_option(package_name="metacrm")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """metacrm: a metadata-driven CRM platform."""
+    from .changelog import acting
+
+    ctx.with_resource(acting(via="cli"))  # metadata changes made by any command are logged as "cli"
 
 
 @main.command()

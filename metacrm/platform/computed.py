@@ -16,6 +16,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import db
 from .clock import utcnow
+from .errors import OutOfRange
+from .storage import WIDE
+from .sums import run_exact, sum_columns, sum_value
 
 log = logging.getLogger(__name__)
 SANDBOX = ImmutableSandboxedEnvironment()
@@ -59,13 +62,42 @@ def autonumber_hook(ctx) -> None:
             ctx.record[fdef.name] = format_autonumber(fmt, counter, now)
 
 
+INT64 = 2**63
+
+
+def out_of_range(fdef, value: Any) -> str | None:
+    """Why a computed value cannot be stored in `fdef` (None if it fits): integers are 64-bit,
+    decimals have at most precision - scale digits before the point."""
+    if isinstance(value, bool) or value is None:
+        return None
+    result_type = fdef.result_type
+    if result_type == "integer" and isinstance(value, int) and not -INT64 <= value < INT64:
+        return "The result is beyond a 64-bit integer."
+    if result_type in ("decimal", "currency", "percent") and isinstance(value, Decimal) and value.is_finite():
+        scale = fdef.scale if fdef.scale is not None else 2
+        digits = (fdef.precision or 18) - scale
+        if value and value.adjusted() + 1 > digits:
+            return f"The result has more than {digits} digits before the point."
+    return None
+
+
+def require_fits(obj, fdef, value: Any, cause: str | None = None) -> None:
+    """Refuse (422 value_out_of_range naming the field) a computed value its field cannot hold."""
+    reason = out_of_range(fdef, value)
+    if reason:
+        where = f"{obj.name}.{fdef.name}"
+        raise OutOfRange(f"{where} would be out of range: {reason}", fields={cause or fdef.name: [
+            f"{reason} ({where})" if cause else reason]}, object=obj.name, field=fdef.name)
+
+
 def coerce_result(value: Any, result_type: str | None, scale: int | None) -> Any:
     if value is None or value == "":
         return None
     try:
         if result_type in ("decimal", "currency", "percent"):
             number = Decimal(str(value))
-            return number.quantize(Decimal(1).scaleb(-(scale if scale is not None else 2)))
+            # a wide context: a sum past 28 digits is quantized, not turned into None silently
+            return number.quantize(Decimal(1).scaleb(-(scale if scale is not None else 2)), context=WIDE)
         if result_type == "integer":
             return int(Decimal(str(value)))
         if result_type == "boolean":
@@ -107,8 +139,9 @@ def _compile(expression: str):
     return SANDBOX.compile_expression(expression, undefined_to_none=True)
 
 
-def compute_formulas(obj, record: dict) -> dict:
-    """The formula fields' values for `record` (a broken formula gives None, never an error)."""
+def compute_formulas(obj, record: dict, cause: str | None = None) -> dict:
+    """The formula fields' values for `record` (a broken formula gives None, never an error; a
+    result its field cannot store refuses the save, 422 naming the field, or `cause`)."""
     values = {}
     for fdef in obj.fields.values():
         if fdef.type != "formula" or not fdef.expression:
@@ -121,6 +154,7 @@ def compute_formulas(obj, record: dict) -> dict:
             log.warning("formula %s.%s failed: %s", obj.name, fdef.name, exc)
             value = None
         values[fdef.name] = record[fdef.name] = coerce_result(value, fdef.result_type, fdef.scale)
+        require_fits(obj, fdef, record[fdef.name], cause)
     return values
 
 
@@ -160,12 +194,20 @@ def rollup_hook(ctx) -> None:
             if fdef.agg_filter:
                 conditions.append(compile_sql(fdef.agg_filter, child_table, ctx.obj.all_fields, FilterContext.current()))
             if fdef.function == "count":
-                measure = sa.func.count()
+                value = ctx.conn.execute(sa.select(sa.func.count()).where(*conditions)).scalar()
+            elif fdef.function == "sum":  # exact past 2^63 on SQLite too (sums.py)
+                column = child_table.c[fdef.agg_field]
+                value = run_exact(ctx.conn, lambda split, c=column, w=conditions: sa.select(
+                    *sum_columns(c, "total", split)).where(*w),
+                    lambda query, c=column: sum_value(ctx.conn.execute(query).mappings().first(), "total", c))
             else:
                 measure = getattr(sa.func, fdef.function)(child_table.c[fdef.agg_field])
-            value = ctx.conn.execute(sa.select(measure).where(*conditions)).scalar()
+                value = ctx.conn.execute(sa.select(measure).where(*conditions)).scalar()
             value = coerce_result(value if value is not None else (0 if fdef.function in ("count", "sum") else None),
                                   fdef.result_type, fdef.scale)
+            # a sum its field cannot hold refuses the child's save, naming the field (422)
+            cause = fdef.agg_field if fdef.agg_field in ctx.obj.fields else None
+            require_fits(parent, fdef, value, cause)
             ptable = tables[parent.name]
             ctx.conn.execute(ptable.update().where(ptable.c.id == parent_id).values({fdef.name: value}))
             # Formulas on the parent may read the rollup: recompute them with the new value.
@@ -173,7 +215,7 @@ def rollup_hook(ctx) -> None:
                 row = ctx.conn.execute(sa.select(ptable).where(ptable.c.id == parent_id)).first()
                 if row is not None:
                     record = ctx.service.row_to_record(parent, row)
-                    formulas = compute_formulas(parent, record)
+                    formulas = compute_formulas(parent, record, cause)
                     ctx.conn.execute(ptable.update().where(ptable.c.id == parent_id).values(formulas))
 
 

@@ -33,6 +33,35 @@ meta_state = sa.Table(
     sa.Column("updated_at", UtcDateTime),
 )
 
+# The metadata change log (platform/changelog.py): one row per applied change (who, when, how,
+# the new version, the storage it changed), one row per document it touched with the body
+# before and after (NULL = absent), written in the same transaction as the change itself.
+meta_change = sa.Table(
+    "mc_meta_change",
+    system_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version", sa.Integer, nullable=False, index=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),  # a user id, or "system"
+    sa.Column("via", sa.String(16), nullable=False),  # api, web, cli, boot, plugin, system
+    sa.Column("plugin", sa.String(64)),  # the plugin whose install / upgrade / uninstall this was
+    sa.Column("reverts", sa.Integer),  # the change this one reverted
+    sa.Column("storage", sa.JSON),  # the storage diff (tables, columns, indexes)
+    sa.Index("ix_mc_meta_change_actor", "actor", "id"),
+)
+
+meta_change_document = sa.Table(
+    "mc_meta_change_document",
+    system_metadata,
+    sa.Column("change_id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("action", sa.String(8), nullable=False),  # added, changed, removed
+    sa.Column("before", sa.Text),
+    sa.Column("after", sa.Text),
+    sa.Index("ix_mc_meta_change_document_doc", "kind", "name", "change_id"),
+)
+
 setting = sa.Table(
     "mc_setting",
     system_metadata,
@@ -182,6 +211,27 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
 
 def create_system_tables(engine_or_conn) -> None:
     system_metadata.create_all(engine_or_conn)
+
+
+def ensure_system_tables(engine: sa.Engine) -> list[str]:
+    """Create the system tables a newer release added (e.g. the metadata change log) in a
+    database initialised by an older one, when a server or worker starts: one catalogue read
+    when nothing is missing; created under the boot lock so two starting servers do not race.
+    A database that was never initialised is left to `metacrm init`. Returns the names created."""
+    try:
+        with engine.connect() as conn:
+            present = set(sa.inspect(conn).get_table_names())
+    except Exception:  # noqa: BLE001 - no database yet (e.g. `metacrm metadata validate`)
+        return []
+    if meta_state.name not in present:
+        return []
+    missing = [t for t in system_metadata.sorted_tables if t.name not in present]
+    if not missing:
+        return []
+    with boot_lock(engine):
+        with engine.begin() as conn:
+            system_metadata.create_all(conn, tables=missing, checkfirst=True)
+    return [t.name for t in missing]
 
 
 def insert_ignore(conn: sa.Connection, table: sa.Table, values: dict, keys: list[str]) -> bool:

@@ -102,3 +102,12 @@ class OwnerRefused(CrmError):
 
     status = 422
     code = "owner_not_eligible"
+
+
+class OutOfRange(CrmError):
+    """A computed value (a formula's result, a rollup's sum) that would not fit its field: the
+    write that caused it is refused with the field named, nothing is saved. 422: the request is
+    well formed, the figure it leads to cannot be stored."""
+
+    status = 422
+    code = "value_out_of_range"

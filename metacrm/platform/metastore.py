@@ -50,16 +50,26 @@ def lock_version(conn: sa.Connection) -> int:
 
 
 def write_documents(
-    conn: sa.Connection, documents: list[dict], deletes: list[tuple[str, str]], sources: dict | None = None
+    conn: sa.Connection, documents: list[dict], deletes: list[tuple[str, str]], sources: dict | None = None,
+    *, storage: dict | None = None, reverts: int | None = None,
 ) -> int:
-    """Store the changed documents and bump the version; returns the new version."""
+    """Store the changed documents and bump the version; returns the new version. The change log
+    entry (who, when, each body before and after) is written here, in the same transaction, so
+    no path can change metadata without it (`storage`: the storage diff; `reverts`: the entry
+    a revert undoes)."""
+    from . import changelog
+
     version = lock_version(conn) + 1
     now = utcnow()
     sources = sources or {}
+    touched = list(dict.fromkeys([*deletes, *((d["kind"], d["name"]) for d in documents)]))
+    before = _bodies(conn, touched)
     for kind, name in deletes:
         conn.execute(db.meta_document.delete().where(db.meta_document.c.kind == kind, db.meta_document.c.name == name))
+    after: dict[tuple[str, str], dict | None] = {key: None for key in deletes}
     for doc in documents:
         key = (doc["kind"], doc["name"])
+        after[key] = doc
         conn.execute(db.meta_document.delete().where(db.meta_document.c.kind == key[0], db.meta_document.c.name == key[1]))
         conn.execute(
             db.meta_document.insert().values(
@@ -71,4 +81,18 @@ def write_documents(
             )
         )
     conn.execute(db.meta_state.update().where(db.meta_state.c.id == 1).values(version=version, updated_at=now))
+    changelog.record(conn, version, [(k, n, before.get((k, n)), after.get((k, n))) for k, n in touched],
+                     storage=storage, reverts=reverts)
     return version
+
+
+def _bodies(conn: sa.Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """The stored bodies of these documents (absent ones left out)."""
+    out = {}
+    t = db.meta_document
+    for start in range(0, len(keys), 200):
+        chunk = keys[start:start + 200]
+        condition = sa.or_(*(sa.and_(t.c.kind == k, t.c.name == n) for k, n in chunk))
+        for row in conn.execute(sa.select(t.c.kind, t.c.name, t.c.body).where(condition)):
+            out[(row.kind, row.name)] = json.loads(row.body)
+    return out

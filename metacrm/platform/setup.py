@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ..metadata.bundle import Bundle, load_bundle
-from . import computed, db, outbox
+from . import changelog, computed, db, outbox
 from .apply import apply_change
 from .clock import utcnow
 from .config import Config
@@ -49,6 +49,7 @@ def build_runtime(config: Config, engine: sa.Engine | None = None) -> Runtime:
     _register_core_sweeps(runtime)
     for module in feature_modules():
         module.register(runtime)
+    db.ensure_system_tables(runtime.engine)  # an upgrade's new system tables, before any request
     return runtime
 
 
@@ -104,7 +105,8 @@ def _initialise(runtime: Runtime, admin_password: str | None, with_defaults: boo
     bundles = [load_bundle(SYSTEM_BUNDLE)]
     if with_defaults:
         bundles.append(load_bundle(DEFAULT_BUNDLE))
-    apply_change(runtime, merge_bundles(*bundles))
+    with changelog.acting(user=changelog.SYSTEM, via="boot"):
+        apply_change(runtime, merge_bundles(*bundles))
     runtime.compiled(force=True)
     users = runtime.compiled().tables["user"]
     with runtime.engine.connect() as conn:

@@ -7,18 +7,23 @@ and re-adding the field with the same name brings them back.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from ..metadata.model import FieldDef, ObjectDef, is_valid_name
 from ..metadata.registry import Registry
+
+WIDE = Context(prec=200)
 
 
 class ExactDecimal(TypeDecorator):
@@ -46,16 +51,17 @@ class ExactDecimal(TypeDecorator):
             return None
         value = Decimal(str(value)) if not isinstance(value, Decimal) else value
         if dialect.name == "sqlite":
-            return int(value.scaleb(self.scale).to_integral_value())
+            return int(value.scaleb(self.scale, context=WIDE).to_integral_value(context=WIDE))
         return value
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
         quantum = Decimal(1).scaleb(-self.scale)
+        # a wide context: a 38-digit value, or a sum of many, has more digits than the default 28
         if dialect.name == "sqlite":
-            return Decimal(int(value)).scaleb(-self.scale).quantize(quantum)
-        return Decimal(value).quantize(quantum)
+            return Decimal(int(value)).scaleb(-self.scale, context=WIDE).quantize(quantum, context=WIDE)
+        return Decimal(value).quantize(quantum, context=WIDE)
 
     @property
     def python_type(self):
@@ -150,6 +156,57 @@ def unique_index_name(table: str, column: str) -> str:
     return f"ux_{table}_{column}"[:63]
 
 
+def folded_unique_index_name(table: str, column: str) -> str:
+    return f"uxl_{table}_{column}"[:63]
+
+
+# --- unique emails: compared with A-Z folded --------------------------------------------------
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def folds_case(fdef: FieldDef | None) -> bool:
+    """A unique email compares case-insensitively: Ann@X.com and ann@x.com are one address.
+    The value is stored as typed; only the comparison (service check and database index) folds."""
+    return fdef is not None and fdef.unique and fdef.type == "email"
+
+
+def fold_value(value):
+    """The Python side of `folded`: A-Z to a-z, every other character as it is."""
+    return value.translate(_ASCII_LOWER) if isinstance(value, str) else value
+
+
+class folded(FunctionElement):
+    """A column's text with A-Z folded to a-z, identical on both databases: SQLite's lower()
+    folds ASCII only, and PostgreSQL's lower() under COLLATE "C" does the same (under the
+    database's own collation it would fold other scripts too, and the two would disagree).
+    Plain lower() keeps the SQLite file usable by any SQLite (no application function in an
+    index), and `fold_value` is the same rule in Python."""
+
+    type = sa.String()
+    name = "folded"
+    inherit_cache = True
+
+
+@compiles(folded)
+def _folded_default(element: folded, compiler, **kw) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(folded, "postgresql")
+def _folded_postgresql(element: folded, compiler, **kw) -> str:
+    return f'lower(({compiler.process(element.clauses, **kw)}) COLLATE "C")'
+
+
+def compared(column, fdef: FieldDef | None):
+    """The column as unique checks and upsert keys compare it."""
+    return folded(column) if folds_case(fdef) else column
+
+
+def compared_value(value, fdef: FieldDef | None):
+    return fold_value(value) if folds_case(fdef) else value
+
+
 def field_index(table: sa.Table, fdef: FieldDef) -> sa.Index:
     """deleted_at gets a partial index of the deleted rows only (the recycle bin): a plain one
     is a trap, since every live query says `deleted_at IS NULL` and a planner without fresh
@@ -159,6 +216,9 @@ def field_index(table: sa.Table, fdef: FieldDef) -> sa.Index:
         # Unique among live records (the recycle bin may hold an old one), enforced by the database
         # so two concurrent saves cannot both pass the service's check.
         live = table.c.deleted_at.is_(None)
+        if folds_case(fdef):  # one address whatever its case: the index is on the folded text
+            return sa.Index(folded_unique_index_name(table.name, fdef.name), folded(column), unique=True,
+                            sqlite_where=live, postgresql_where=live)
         return sa.Index(unique_index_name(table.name, fdef.name), column, unique=True, sqlite_where=live,
                         postgresql_where=live)
     if fdef.name == "deleted_at":
@@ -296,6 +356,12 @@ def existing_columns(conn: sa.Connection, table: str) -> dict[str, dict] | None:
 
 
 def existing_indexes(conn: sa.Connection, table: str) -> set[str]:
+    """The names of a table's indexes. SQLite's reflection skips expression indexes (the
+    folded unique index of an email), so its catalogue is read directly."""
+    if conn.dialect.name == "sqlite":
+        return {name for (name,) in conn.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :table AND sql IS NOT NULL"),
+            {"table": table})}
     inspector = sa.inspect(conn)
     return {ix["name"] for ix in inspector.get_indexes(table)}
 
@@ -344,8 +410,9 @@ def plan_storage(conn: sa.Connection, old: Registry, new: Registry) -> StorageDi
             diff.dropped_indexes.append((table.name, superseded))
         for name in sorted(have - wanted):
             field_name = name[len(f"ix_{table.name}_"):] if name.startswith(f"ix_{table.name}_") else None
-            if name.startswith(f"ux_{table.name}_"):
-                diff.dropped_indexes.append((table.name, name))  # the field is no longer unique
+            if name.startswith((f"ux_{table.name}_", f"uxl_{table.name}_")):
+                # the field is no longer unique, or its comparison changed (an email became text)
+                diff.dropped_indexes.append((table.name, name))
             elif field_name and field_name in otable.obj.fields and otable.obj.fields[field_name].unique:
                 diff.dropped_indexes.append((table.name, name))  # now a unique index (ux_)
     return diff
@@ -384,7 +451,9 @@ def apply_storage(conn: sa.Connection, new: Registry, diff: StorageDiff) -> None
             changes_by_table.setdefault(change.table, []).append(change)
     for table_name, changes in changes_by_table.items():
         table = by_table[table_name].table
-        with ops.batch_alter_table(table_name) as batch:
+        with warnings.catch_warnings(), ops.batch_alter_table(table_name) as batch:
+            # SQLite: reflection skips the folded (expression) index; it is put back below
+            warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index")
             for change in changes:
                 column = table.c[change.column]
                 kwargs = {}
@@ -392,6 +461,13 @@ def apply_storage(conn: sa.Connection, new: Registry, diff: StorageDiff) -> None
                     # Values were read out and are written back converted (apply.convert_columns).
                     kwargs["postgresql_using"] = f"NULL::{column.type.compile(dialect=conn.dialect)}"
                 batch.alter_column(change.column, type_=column.type, **kwargs)
+        if conn.dialect.name == "sqlite":
+            # batch mode rebuilt the table from SQLAlchemy's reflection, which skips expression
+            # indexes (a unique email's folded index): put back every wanted index it lost
+            have = existing_indexes(conn, table_name)
+            for index in table.indexes:
+                if index.name not in have and (table_name, next(iter(index.columns)).name) not in diff.new_indexes:
+                    index.create(conn)
     for table_name, column_name in diff.new_indexes:
         if table_name in diff.new_tables:
             continue  # table.create() made its indexes

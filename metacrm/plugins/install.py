@@ -45,7 +45,7 @@ def install(runtime: Any, name: str, grant: Any = (), dry_run: bool = False) -> 
     try:
         granted = _check_grants(prepared.manifest, grant)
         documents, deletes, sources, _ = metadata_change(live, name, prepared, row)
-        result = _apply(runtime, live, documents, deletes, sources, dry_run)
+        result = _apply(runtime, live, documents, deletes, sources, dry_run, plugin=name)
         if not dry_run:
             now = utcnow()
             new_row = store.PluginRow(name, str(prepared.manifest.version), store.INSTALLED, True,
@@ -93,7 +93,7 @@ def upgrade(runtime: Any, name: str, grant: Any = (), dry_run: bool = False) -> 
         granted = sorted((set(row.granted) & set(prepared.manifest.permissions)) | set(_check_grants(
             prepared.manifest, grant)))
         documents, deletes, sources, archived = metadata_change(live, name, prepared, row)
-        result = _apply(runtime, live, documents, deletes, sources, dry_run)
+        result = _apply(runtime, live, documents, deletes, sources, dry_run, plugin=name)
         if not dry_run:
             applied = _applied(prepared, row.applied)
             applied["archived_documents"] = sorted({tuple(k) for k in applied["archived_documents"]}

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..metadata.bundle import Bundle
 from ..metadata.registry import Registry
-from ..platform import metastore
+from ..platform import changelog, metastore
 from ..platform.actions import actions
 from ..platform.apply import ApplyResult, apply_change
 from ..platform.storage import StorageDiff
@@ -71,14 +71,15 @@ def metadata_change(live: Registry, name: str, prepared: Prepared | None, row: s
 
 
 def _apply(runtime: Any, live: Registry, documents: list[dict], deletes: list, sources: dict, dry_run: bool,
-           validate: bool = False):
+           validate: bool = False, plugin: str | None = None):
     """apply_change, skipped when there is nothing to change (a plugin without metadata) unless
     `validate` asks to re-check the live metadata (an uninstall that removes workflow actions)."""
     if not documents and not deletes and not validate:
         empty = {"added": [], "changed": [], "removed": []}
         return ApplyResult(live.version, not dry_run, {"documents": empty, "storage": StorageDiff().as_dict()})
     bundle = Bundle(documents=documents, sources=sources)
-    return apply_change(runtime, bundle, deletes=deletes, dry_run=dry_run)
+    with changelog.acting(plugin=plugin):  # the change log names the plugin (and the user who ran it)
+        return apply_change(runtime, bundle, deletes=deletes, dry_run=dry_run)
 
 
 def _applied(prepared: Prepared, previous: dict | None) -> dict:

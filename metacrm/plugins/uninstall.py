@@ -42,7 +42,8 @@ def uninstall(runtime: Any, name: str, purge: bool = False, dry_run: bool = Fals
     removed_actions = {a for a in row.applied.get("workflow_actions", []) if a in EXTRA_ACTIONS}
     EXTRA_ACTIONS.difference_update(removed_actions)
     try:
-        result = _apply(runtime, live, documents, deletes, sources, dry_run, validate=bool(removed_actions))
+        result = _apply(runtime, live, documents, deletes, sources, dry_run, validate=bool(removed_actions),
+                        plugin=name)
     except Exception:
         EXTRA_ACTIONS.update(removed_actions)
         raise

@@ -138,6 +138,26 @@ def test_create_through_the_form(admin_client, system):
     assert "Lead created." in detail and "1,234,567,890,123,456.78" in detail
 
 
+def test_a_form_create_nobody_owns_is_routed_by_the_lead_assignment_rule(admin_client, system, runtime):
+    # the shipped lead_routing rule: solutions leads from banks and government go straight to a
+    # solutions rep (load balanced) instead of waiting in the solutions pool
+    solutions = system.create("department", {"name": "solutions", "code": "solutions"})["id"]
+    reps = sorted(system.create("user", {"username": f"sol{n}", "display_name": f"Sol {n}", "roles": ["sales_rep"],
+                                         "department": solutions})["id"] for n in range(2))
+    runtime.directory_changed()
+    owners = []
+    for n, industry in enumerate(("finance", "government", "retail")):
+        response = post(admin_client, "/records/lead/new", dict(LEAD_FORM, company=f"Routed {n}",
+                                                               email=f"r{n}@example.com", product_line="solutions",
+                                                               industry=industry))
+        assert response.status_code == 303, response.text
+        stored = system.list("lead", filter={"company": f"Routed {n}"})[0][0]
+        owners.append((stored["owner"], stored["pool"]))
+    assert owners == [(reps[0], None), (reps[1], None), (None, "solutions_leads")]  # retail: the pool, as before
+    history = system.history("lead", system.list("lead", filter={"company": "Routed 0"})[0][0]["id"])
+    assert any("assignment rule lead_routing" in (e["note"] or "") for e in history)
+
+
 def test_layout_required_field_missing_is_an_error_beside_it_with_the_input_kept(admin_client, system):
     response = post(admin_client, "/records/lead/new", dict(LEAD_FORM, email="", contact_name="Keep Me",
                                                            phone="not a phone"))
@@ -386,3 +406,16 @@ def test_a_blocked_duplicate_names_the_rule_and_links_the_record_the_user_may_se
     zh = text(post(admin_client, "/records/lead/new", {**LEAD_FORM, "company": "Dup Co", "project_name": "Roll-out",
                                                        "email": "other@example.com"}))
     assert "未保存：与已有的 1 条线索记录重复（查重规则：同公司同项目或同联系人）。" in zh and "查看 Dup Co" in zh
+
+
+def test_a_total_the_database_cannot_add_up_is_a_422_page_not_a_500(admin_client, monkeypatch):
+    import sqlalchemy as sa
+
+    from metacrm.platform.records import RecordService
+
+    def overflowing(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT sum(amount)", {}, Exception("integer overflow"))
+
+    monkeypatch.setattr(RecordService, "list", overflowing)
+    response = admin_client.get("/records/lead")
+    assert response.status_code == 422 and "Total too large" in response.text

@@ -18,9 +18,10 @@ from marshmallow import ValidationError
 from .. import schemas
 from ..dedup import DuplicateFinder
 from ..dedup.matching import lock_keys
-from ..errors import CrmError, Forbidden, NotFound, StaleVersion
+from ..errors import CrmError, Forbidden, NotFound, OutOfRange, StaleVersion
 from ..records import RecordService
 from ..security import Principal
+from ..storage import compared, compared_value
 from .lookups import check_lookups, resolve_lookups
 from .parsing import Parsed, apply_mapping, check_columns, parse
 
@@ -71,8 +72,9 @@ class _State:
 
 
 def _coerce_key(fdef, value: Any) -> Any:
+    """The key as it is compared: a unique email with A-Z folded (Ann@X.com matches ann@x.com)."""
     field_ = schemas.marshmallow_field(fdef)
-    return field_.deserialize(value)
+    return compared_value(field_.deserialize(value), fdef)
 
 
 def _upsert_lock(object_name: str, key: str, value: Any) -> int:
@@ -102,6 +104,39 @@ def _upsert_update(svc: RecordService, tx, obj, number: int, record_id: str, dat
         except CrmError as exc:
             return _error_entry(number, exc)
     raise AssertionError("unreachable")
+
+
+def _create_rows(svc: RecordService, tx, obj, rows: list[dict], finder) -> list[dict]:
+    """The batch's new rows with one create_many. A refusal that only shows after the rows are
+    written (a rollup on a parent that would overflow, 422 value_out_of_range) undoes the batch's
+    savepoint; the rows are then created one by one, so that only the rows that cause it fail,
+    each with its own error (and row number). The duplicate finder forgets what it remembered of
+    rows that were undone."""
+    saved = _finder_memory(finder)
+    try:
+        with tx.conn.begin_nested():
+            return svc.create_many(obj.name, rows, dedup_batch=finder)
+    except OutOfRange:
+        _restore_finder(finder, saved)
+    results = []
+    for data in rows:
+        saved = _finder_memory(finder)
+        try:
+            with tx.conn.begin_nested():
+                results.extend(svc.create_many(obj.name, [data], dedup_batch=finder))
+        except OutOfRange as exc:
+            _restore_finder(finder, saved)
+            results.append({"status": "error", **exc.to_dict()})
+    return results
+
+
+def _finder_memory(finder) -> tuple:
+    return ({key: {probe: list(items) for probe, items in by_probe.items()} for key, by_probe in finder.seen.items()},
+            set(finder.remembered))
+
+
+def _restore_finder(finder, saved: tuple) -> None:
+    finder.seen, finder.remembered = saved[0], saved[1]
 
 
 def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | None, dry_run: bool,
@@ -150,9 +185,10 @@ def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | No
                     # the second finds the first's record instead of creating its own (PostgreSQL;
                     # SQLite's BEGIN IMMEDIATE already serialises writers)
                     lock_keys(tx.conn, [_upsert_lock(obj.name, key, value) for value in wanted])
+                    key_column = compared(table.c[key], fdef)
                     existing = dict(tx.conn.execute(
-                        sa.select(table.c[key], table.c.id).where(
-                            table.c[key].in_(list(wanted)), table.c.deleted_at.is_(None),
+                        sa.select(key_column, table.c.id).where(
+                            key_column.in_(list(wanted)), table.c.deleted_at.is_(None),
                             svc.access.row_filter(obj.name, "read", table))
                     ).fetchall())
                 for value, items in wanted.items():
@@ -169,14 +205,14 @@ def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | No
                 creates.sort(key=lambda item: item[0])
                 if state.finder.rules:
                     state.finder.prefetch(tx.conn, [data for _, data in creates])
-                results = svc.create_many(obj.name, [data for _, data in creates], dedup_batch=state.finder)
+                results = _create_rows(svc, tx, obj, [data for _, data in creates], state.finder)
                 for (number, data), result in zip(creates, results):
                     out[number] = _result_entry(number, result)
                     if key is not None and _lost_race(out[number], key) and not dry_run:
                         # a save outside the import took the unique value since we looked: update it
                         # (only a record the caller may read: else the not_unique stands, no oracle)
                         found = tx.conn.execute(sa.select(table.c.id).where(
-                            table.c[key] == _coerce_key(obj.fields[key], data[key]),
+                            compared(table.c[key], obj.fields[key]) == _coerce_key(obj.fields[key], data[key]),
                             table.c.deleted_at.is_(None), svc.access.row_filter(obj.name, "read", table))).scalar()
                         if found is not None:
                             out[number] = _upsert_update(svc, tx, obj, number, found, data)

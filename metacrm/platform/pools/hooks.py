@@ -22,12 +22,21 @@ CLAIM_ACTIONS = ("claim", "release", "recycle", "assign", "reassign")
 
 def pick_user(ctx, pool: Pool) -> str | None:
     """The user auto-assignment hands a new record to, or None (then it stays in the pool)."""
+    return pick_holder(ctx, f"pool:{pool.name}", pool.strategy, pool.assign_users or pool.members,
+                       (pool.claim or {}).get("max_held"))
+
+
+def pick_holder(ctx, key: str, strategy: str, spec: dict | None, limit: int | None) -> str | None:
+    """One of the people `spec` names who may hold the record's object, by `strategy`
+    (round_robin: the next in turn on the counter `key`; otherwise the one with the fewest open
+    records), never someone already holding `limit` open records; None when nobody qualifies.
+    Pool auto-assignment and assignment rules (role in a unit) both pick through here."""
     cache = ctx.tx.__dict__.setdefault("pool_candidates", {})  # one lookup per transaction (imports)
-    if pool.name not in cache:
+    if key not in cache:
         # only people who may hold the object: the write path would refuse anyone else
-        cache[pool.name] = [uid for uid in People.within(ctx.service, ctx.conn).users(pool.assign_users or pool.members)
-                            if ctx.service.owner_refusal(ctx.conn, ctx.obj.name, uid) is None]
-    candidates = cache[pool.name]
+        cache[key] = [uid for uid in People.within(ctx.service, ctx.conn).users(spec)
+                      if ctx.service.owner_refusal(ctx.conn, ctx.obj.name, uid) is None]
+    candidates = cache[key]
     if not candidates:
         return None
     table = ctx.table
@@ -36,20 +45,20 @@ def pick_user(ctx, pool: Pool) -> str | None:
             table.c.owner.in_(candidates), table.c.deleted_at.is_(None), open_condition(ctx.obj, table)
         ).group_by(table.c.owner)
     ).fetchall())
-    pending = ctx.tx.__dict__.setdefault("pool_pending", {})  # an import's rows not inserted yet
+    # an import's rows not inserted yet, per object (the same people may hold several objects)
+    pending = ctx.tx.__dict__.setdefault("pool_pending", {}).setdefault(ctx.obj.name, {})
     if ctx.options.get("batch"):
-        for uid, n in (pending.get(pool.name) or {}).items():
+        for uid, n in pending.items():
             counts[uid] = counts.get(uid, 0) + n
-    limit = (pool.claim or {}).get("max_held")
-    if limit is not None:  # auto-assignment never hands anyone more than the pool lets them hold
+    if limit is not None:  # auto-assignment never hands anyone more than the limit lets them hold
         open_to = [uid for uid in candidates if counts.get(uid, 0) < limit]
     else:
         open_to = list(candidates)
     if not open_to:
-        return None  # everyone is full: the record waits in the pool
+        return None  # everyone is full
     chosen = None
-    if pool.strategy == "round_robin":
-        turn = next_sequence(ctx.conn, f"pool:{pool.name}:round_robin")
+    if strategy == "round_robin":
+        turn = next_sequence(ctx.conn, f"{key}:round_robin")
         for step in range(len(candidates)):  # the next in turn who still has room
             uid = candidates[(turn - 1 + step) % len(candidates)]
             if uid in open_to:
@@ -58,8 +67,7 @@ def pick_user(ctx, pool: Pool) -> str | None:
     else:
         chosen = min(open_to, key=lambda uid: (counts.get(uid, 0), uid))
     if ctx.options.get("batch"):
-        mine = pending.setdefault(pool.name, {})
-        mine[chosen] = mine.get(chosen, 0) + 1
+        pending[chosen] = pending.get(chosen, 0) + 1
     return chosen
 
 
@@ -76,24 +84,38 @@ def _enter(ctx, pool: Pool) -> None:
     record.update(owner=None, pool=pool.name, owner_since=None, protected_until=None)
 
 
+def nobody_in_particular(ctx) -> bool:
+    """A new record nobody chose an owner for: no owner at all (the platform made it), or an
+    owner only by default when an admin made it or it came from an import. An explicit owner in
+    the input (even null) and a user's own new record (owner by default) are a choice."""
+    record = ctx.record
+    if record.get("owner"):
+        if "owner" in (ctx.input or {}):
+            return False  # an explicit owner keeps the record out of pools and rules
+        return bool(ctx.access.is_admin or ctx.source == "import")
+    return True
+
+
 def before_save(ctx) -> None:
     if ctx.op not in ("create", "update") or ctx.options.get("system_action") in CLAIM_ACTIONS:
         return
+    record = ctx.record
+    if ctx.op == "create" and "owner" not in (ctx.input or {}) and nobody_in_particular(ctx):
+        from .assignment_rules import apply_rule  # one place for every create path
+
+        if apply_rule(ctx):
+            return
     pools = pools_by_object(ctx.registry).get(ctx.obj.name)
     if not pools:
         return
-    record = ctx.record
     if ctx.op == "update":
         if record.get("owner") and record.get("pool"):
             record["pool"] = None  # given an owner by an edit: it leaves the pool
             return
         if record.get("owner") or record.get("pool"):
             return
-    elif record.get("owner"):
-        if "owner" in (ctx.input or {}):
-            return  # an explicit owner keeps the record out of pools
-        if not (ctx.access.is_admin or ctx.source == "import"):
-            return  # a user's own new record (owner by default) stays theirs
+    elif not nobody_in_particular(ctx):
+        return
     ctx_time = FilterContext.current()
     for pool in pools:
         if entry_matches(pool, ctx.obj, record, ctx_time):

@@ -15,6 +15,7 @@ from .. import schemas
 from ..clock import today, utcnow
 from ..errors import BadRequest, ValidationFailed
 from ..security import Principal
+from ..storage import WIDE
 
 
 class RecordInput:
@@ -89,6 +90,11 @@ class RecordInput:
                         values[f"{name}__object"] = resolved[1]
             elif fdef.type == "password" and value is not None:
                 values[name] = _hash_password(value)
+            elif value is not None and fdef.value_type in ("decimal", "currency", "percent") and (
+                    conn.dialect.name == "sqlite") and not _fits_sqlite(fdef, value):
+                # SQLite keeps a decimal as a 64-bit scaled integer (storage.ExactDecimal): a field
+                # declared wider than 18 digits holds no more than that there (400, not a 500)
+                errors.setdefault(name, []).append("Too large for this database: at most 18 digits in all.")
         if errors:
             raise ValidationFailed("Some fields are not valid.", fields=errors)
         return values
@@ -160,3 +166,11 @@ def _hash_password(plain: str) -> str:
     from . import hash_password
 
     return hash_password(plain)
+
+
+def _fits_sqlite(fdef, value) -> bool:
+    scale = fdef.scale if fdef.scale is not None else 2
+    try:
+        return abs(int(value.scaleb(scale, context=WIDE))) < 2**63
+    except (AttributeError, ArithmeticError):
+        return True  # not a Decimal: validation already answered for it

@@ -1,5 +1,8 @@
 """Unique fields: checked before a write (one record, or a whole batch set-wise), and the
-database's unique index as the last word when a concurrent save got there first."""
+database's unique index as the last word when a concurrent save got there first.
+
+A unique email compares with A-Z folded (storage.folds_case): `Ann@X.com` and `ann@x.com` are
+one address, the value is stored as typed, and the database's index is on the folded text."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import sqlalchemy as sa
 
 from ...metadata.model import ObjectDef
 from ..errors import ValidationFailed
+from ..storage import compared, compared_value
 from .context import SaveContext
 
 
@@ -25,7 +29,8 @@ class UniqueValues:
                 continue
             clash = conn.execute(
                 sa.select(table.c.id).where(
-                    table.c[name] == record[name], table.c.id != record["id"], table.c.deleted_at.is_(None)
+                    compared(table.c[name], fdef) == compared_value(record[name], fdef),
+                    table.c.id != record["id"], table.c.deleted_at.is_(None),
                 ).limit(1)
             ).first()
             if clash:
@@ -43,14 +48,17 @@ class UniqueValues:
         table = self.table(obj.name)
         refused: dict[int, dict[str, list[str]]] = {}
         for name in unique:
-            values = sorted({c.record[name] for c in good if c.record.get(name) is not None}, key=repr)
+            fdef = obj.fields[name]
+            column = compared(table.c[name], fdef)
+            values = sorted({compared_value(c.record[name], fdef) for c in good if c.record.get(name) is not None},
+                            key=repr)
             used: set = set()
             for first in range(0, len(values), 500):
-                used.update(conn.execute(sa.select(table.c[name]).where(
-                    table.c[name].in_(values[first:first + 500]), table.c.deleted_at.is_(None))).scalars())
+                used.update(conn.execute(sa.select(column).where(
+                    column.in_(values[first:first + 500]), table.c.deleted_at.is_(None))).scalars())
             seen: set = set()
             for ctx in good:
-                value = ctx.record.get(name)
+                value = compared_value(ctx.record.get(name), fdef)
                 if value is None:
                     continue
                 if value in used or value in seen:

@@ -10,9 +10,10 @@ and never shows a value the caller could not read.
 - `group_by` takes field names, or `{"field", "period"}` for date and datetime fields; the
   period bucket is computed in SQL (periods.py).
 - Measures: count (rows, or non-empty values of a field), sum, avg, min, max. Money and
-  other decimals come back as strings; sums stay exact (SQLite keeps decimals as scaled
-  integers, see storage.ExactDecimal); averages are sum / count, rounded to the field's
-  scale (2 for integers), half up.
+  other decimals come back as strings; sums stay exact whatever their size (PostgreSQL sums as
+  numeric; SQLite, which keeps decimals as scaled integers, sums again in two exact halves
+  past 2^63, see platform/sums.py), so a sum beyond the field's own digits is still the right figure;
+  averages are sum / count, rounded to the field's scale (2 for integers), half up.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .. import filters as flt
 from .. import schemas
 from ..derived import filter_fields
 from ..errors import BadRequest, Forbidden
+from ..sums import EXACT, run_exact, sum_columns, sum_value
 from .periods import PERIODS, period_of
 from .scope import report_hidden, require_report, scope_condition
 
@@ -144,24 +146,29 @@ def _parse_measures(spec: Any, obj: ObjectDef, fields: Mapping[str, FieldDef], s
     return measures
 
 
-def _measure_columns(measures: list[_Measure], table: sa.Table) -> list[Any]:
+def _measure_columns(measures: list[_Measure], table: sa.Table, split: bool = False) -> list[Any]:
+    """The SELECT columns of the measures; `split` sums in two exact halves (platform/sums.py: SQLite past
+    2^63, e.g. money near its precision, which SQLite keeps as scaled integers)."""
     cols = []
     for i, m in enumerate(measures):
         if m.function == "count":
             cols.append((sa.func.count() if m.fdef is None else sa.func.count(table.c[m.fdef.name])).label(f"m{i}"))
-        elif m.function == "avg":
-            column = table.c[m.fdef.name]
-            cols.append(sa.func.sum(column).label(f"m{i}"))
-            cols.append(sa.func.count(column).label(f"m{i}_n"))
+        elif m.function in ("sum", "avg"):
+            cols.extend(sum_columns(table.c[m.fdef.name], f"m{i}", split))
+            if m.function == "avg":
+                cols.append(sa.func.count(table.c[m.fdef.name]).label(f"m{i}_n"))
         else:
             cols.append(getattr(sa.func, m.function)(table.c[m.fdef.name]).label(f"m{i}"))
     return cols
 
 
-def _measure_values(measures: list[_Measure], row: Mapping) -> dict[str, Any]:
+def _measure_values(measures: list[_Measure], row: Mapping, table: sa.Table) -> dict[str, Any]:
     out = {}
     for i, m in enumerate(measures):
-        value = row[f"m{i}"]
+        if m.function in ("sum", "avg"):
+            value = sum_value(row, f"m{i}", table.c[m.fdef.name])
+        else:
+            value = row[f"m{i}"]
         if m.function == "count":
             out[m.name] = int(value or 0)
         elif m.function == "avg":
@@ -171,7 +178,8 @@ def _measure_values(measures: list[_Measure], row: Mapping) -> dict[str, Any]:
             else:
                 scale = m.fdef.scale if m.fdef.value_type != "integer" and m.fdef.scale is not None else 2
                 quantum = Decimal(1).scaleb(-scale)
-                out[m.name] = str((Decimal(value) / count).quantize(quantum, rounding=ROUND_HALF_UP))
+                mean = EXACT.divide(Decimal(value), Decimal(count))
+                out[m.name] = str(mean.quantize(quantum, rounding=ROUND_HALF_UP, context=EXACT))
         elif m.function == "sum" and value is None:
             integer = m.fdef.value_type == "integer"
             out[m.name] = 0 if integer else str(Decimal(0).quantize(Decimal(1).scaleb(-(m.fdef.scale or 0))))
@@ -289,13 +297,15 @@ def aggregate(service, object_name: str, spec: Mapping[str, Any], *, strict: boo
                              path=exc.path) from None
 
     group_cols = [g.expr.label(f"g{i}") for i, g in enumerate(groups)]
-    query = sa.select(*group_cols, *_measure_columns(measures, table)).where(*where)
-    if groups:
-        query = query.group_by(*[g.expr for g in groups]).limit(MAX_GROUPS + 1)
-    total_query = sa.select(*_measure_columns(measures, table)).where(*where)
+
+    def grouped(split: bool) -> Any:
+        query = sa.select(*group_cols, *_measure_columns(measures, table, split)).where(*where)
+        return query.group_by(*[g.expr for g in groups]).limit(MAX_GROUPS + 1) if groups else query
+
     with service._reading() as conn:
-        result = conn.execute(query).mappings().fetchall()
-        totals_row = conn.execute(total_query).mappings().first() if groups else None
+        result = run_exact(conn, grouped, lambda query: conn.execute(query).mappings().fetchall())
+        totals_row = run_exact(conn, lambda split: sa.select(*_measure_columns(measures, table, split)).where(*where),
+                               lambda query: conn.execute(query).mappings().first()) if groups else None
     if len(result) > MAX_GROUPS:
         raise BadRequest(f"More than {MAX_GROUPS} groups; narrow the filter.", code="too_many_groups")
 
@@ -307,7 +317,7 @@ def aggregate(service, object_name: str, spec: Mapping[str, Any], *, strict: boo
             value = row[f"g{i}"]
             out[g.key] = value if g.period is not None else _json(g.fdef, value)
             seen[i].add(out[g.key])
-        out.update(_measure_values(measures, row))
+        out.update(_measure_values(measures, row, table))
         rows.append(out)
     for i, g in enumerate(groups):
         labels = _labels(service, g, seen[i])
@@ -319,7 +329,7 @@ def aggregate(service, object_name: str, spec: Mapping[str, Any], *, strict: boo
     rows = _sort_rows(rows, spec.get("sort") or default_sort, [g.key for g in groups] + [m.name for m in measures])
     if limit:
         rows = rows[:limit]
-    totals = _measure_values(measures, totals_row) if totals_row is not None else (rows[0] if rows else {})
+    totals = _measure_values(measures, totals_row, table) if totals_row is not None else (rows[0] if rows else {})
     return {
         "object": obj.name,
         "group_by": [{"key": g.key, "field": g.fdef.name, "period": g.period} for g in groups],

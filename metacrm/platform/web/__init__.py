@@ -60,6 +60,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 from . import (  # noqa: F401  (pages)
     action_views,
     admin,
+    admin_changes,
     admin_roles,
     apps,
     auth_views,

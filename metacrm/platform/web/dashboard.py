@@ -18,6 +18,7 @@ from flask import url_for
 
 from ..filters import FilterContext, compile_sql
 from ..records import RecordService
+from ..sums import run_exact, sum_columns, sum_value
 from . import charts, display
 from .core import current_principal, current_service, page, render_page
 from .i18n import current_locale, t
@@ -61,22 +62,26 @@ def aggregate(service: RecordService, object_name: str, group_by: list[str], *, 
         return None
     table = service.table(object_name)
     columns = [table.c[name] for name in group_by]
-    value = sa.func.count() if measure is None else sa.func.sum(table.c[measure])
-    query = sa.select(*columns, value.label("value")).where(
-        table.c.deleted_at.is_(None), access.row_filter(object_name, "read", table),
-        access.row_filter(object_name, action, table))
+    where = [table.c.deleted_at.is_(None), access.row_filter(object_name, "read", table),
+             access.row_filter(object_name, action, table)]
     if filter:
         visible = {n: f for n, f in obj.all_fields.items() if n not in hidden}
         ctx = FilterContext.current(service.principal.user_id, service.principal.department)
-        query = query.where(compile_sql(filter, table, visible, ctx))
-    if columns:
-        query = query.group_by(*columns)
+        where.append(compile_sql(filter, table, visible, ctx))
+
+    def query(split: bool):
+        # a sum stays exact past 2^63 on SQLite too (platform/sums.py)
+        values = [sa.func.count().label("value")] if measure is None else sum_columns(table.c[measure], "value", split)
+        built = sa.select(*[c.label(f"g{i}") for i, c in enumerate(columns)], *values).where(*where)
+        return built.group_by(*columns) if columns else built
+
     with service.runtime.reading() as conn:
-        rows = conn.execute(query).fetchall()
+        rows = run_exact(conn, query, lambda built: conn.execute(built).mappings().fetchall())
     out = []
     for row in rows:
-        item = {name: row[i] for i, name in enumerate(group_by)}
-        item["value"] = row[-1] if row[-1] is not None else 0
+        item = {name: row[f"g{i}"] for i, name in enumerate(group_by)}
+        value = row["value"] if measure is None else sum_value(row, "value", table.c[measure])
+        item["value"] = value if value is not None else 0
         out.append(item)
     return out
 

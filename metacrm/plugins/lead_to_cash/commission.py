@@ -24,8 +24,13 @@ late_penalty_pct_per_day, cap) %; cap = max_adjustment_pct.
 
 Clawback: a partial refund (negative receipt naming `refund_of`) takes back the original
 line's commission and adjustment pro rata to the refunded share; flagging a receipt
-`refunded` takes back what is left; a returned order takes back its delivery lines. A
-clawback line sits in the period of the refund / return.
+`refunded` takes back what is left. On delivery plans, each return line (a `delivery` batch
+of kind return) takes back its share of its order line's delivery commission (returned /
+delivered quantity, source `return_line:<delivery_line id>`), and an order set to returned
+takes back what its return batches have not; deleting a return batch or line (or restoring
+it) recomputes, so the clawback goes (or comes back) with it. A clawback line sits in the
+period of the refund / return. Collection plans pay on cash: returned goods take commission
+back there through the refund (a negative receipt naming `refund_of`), not the return.
 
 Lines are derived data: recompute(rep, period) rewrites the period's lines (create, update,
 delete by `source_key`), so it is idempotent and runs after every relevant save.
@@ -290,12 +295,42 @@ def desired_lines(service, conn, rep: str, plan: dict, key: str, quota: dict | N
                                                    "note": "payment refunded"})
     else:
         orders_t, lines_t = service.table("order"), service.table("order_line")
+        # a return batch (delivery of kind return) takes back its share of the line's commission:
+        # returned quantity / delivered quantity, one clawback line per return line, dated by the
+        # batch, so deleting the batch (or its line) gives the commission back on the next recompute
+        batches_t, items_t = service.table("delivery"), service.table("delivery_line")
+        query = (sa.select(items_t.c.id, items_t.c.quantity, items_t.c.delivered_on, items_t.c.order_line,
+                           batches_t.c.number.label("batch"), lines_t.c.delivered_qty, lines_t.c.unit_price,
+                           lines_t.c.description, orders_t.c.id.label("order_id"), orders_t.c.contract,
+                           orders_t.c.number.label("order_number"))
+                 .select_from(items_t.join(batches_t, batches_t.c.id == items_t.c.delivery)
+                              .join(lines_t, lines_t.c.id == items_t.c.order_line)
+                              .join(orders_t, orders_t.c.id == lines_t.c.order))
+                 .where(orders_t.c.sales_rep == rep, items_t.c.kind == "return", items_t.c.deleted_at.is_(None),
+                        batches_t.c.deleted_at.is_(None), lines_t.c.deleted_at.is_(None),
+                        orders_t.c.deleted_at.is_(None), orders_t.c.status != "cancelled",
+                        items_t.c.delivered_on >= start, items_t.c.delivered_on <= end)
+                 .order_by(items_t.c.delivered_on, items_t.c.id))
+        for row in conn.execute(query):
+            delivered, quantity = money(row.delivered_qty), money(row.quantity)
+            if delivered <= 0 or quantity <= 0:
+                continue
+            claw(f"return_line:{row.id}", original_line(f"delivery:{row.order_line}"), min(quantity / delivered, 1),
+                 row.delivered_on, -money(quantity * money(row.unit_price)),
+                 {"order": row.order_id, "contract": row.contract,
+                  "note": f"{quantity} of {row.description or 'a line'} returned ({row.batch}, order "
+                          f"{row.order_number})"})
         returned = rows(service, conn, "order", orders_t.c.sales_rep == rep, orders_t.c.status == "returned",
                         orders_t.c.returned_on >= start, orders_t.c.returned_on <= end)
         for order in returned:
+            # the whole order back: what its return batches have not already taken back
             for line in rows(service, conn, "order_line", lines_t.c.order == order["id"]):
-                claw(f"return:{line['id']}", original_line(f"delivery:{line['id']}"), Decimal(1),
-                     order["returned_on"], -money(line.get("delivered_amount")),
+                delivered = money(line.get("delivered_qty"))
+                if delivered <= 0:
+                    continue
+                rest = 1 - min(money(line.get("returned_qty")) / delivered, Decimal(1))
+                claw(f"return:{line['id']}", original_line(f"delivery:{line['id']}"), rest,
+                     order["returned_on"], -money(money(line.get("delivered_amount")) * rest),
                      {"order": order["id"], "contract": order.get("contract"),
                       "note": f"order {order.get('number')} returned"})
     return lines
@@ -374,6 +409,15 @@ def after_payment_change(ctx) -> None:
 
 
 def after_delivery_change(ctx) -> None:
+    order = fetch(ctx, ctx.conn, "order", ctx.record.get("order"))
+    if order is None:
+        return
+    dates = {ctx.record.get("delivered_on"), (ctx.old or {}).get("delivered_on")}
+    _recompute_all(ctx, [(order.get("sales_rep"), d) for d in dates])
+
+
+def after_return_change(ctx) -> None:
+    """A return line saved, deleted or restored: its period's clawback (dated by its batch)."""
     order = fetch(ctx, ctx.conn, "order", ctx.record.get("order"))
     if order is None:
         return

@@ -91,6 +91,10 @@ def delivery_line_after_save(ctx) -> None:
         note = "delivered" if sign > 0 else "delivery cancelled"
     system_for(ctx).system_update("order_line", line["id"], values,
                                   note=f"{note}: {abs(delta)}")
+    if record.get("kind") == "return":
+        from .commission import after_return_change
+
+        after_return_change(ctx)  # the clawback sits in the return's period, not the delivery's
 
 
 def check_line_quantities(record: dict) -> None:
