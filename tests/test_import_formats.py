@@ -88,6 +88,15 @@ def test_lookup_by_name_only_matches_records_the_caller_may_read(runtime, client
     assert rows[1]["status"] == "created" and system.get("contact", rows[1]["id"])["account"] == mine["id"]
 
 
+def test_owner_by_username(runtime, client, admin_headers):
+    system = RecordService(runtime, Principal.system())
+    rep = make_user(runtime, client, "ursula", ["sales_rep"])
+    answer = client.post(URL + "?lookup=owner:username", data=b"name,owner\nOwned,ursula\n",
+                         headers={**admin_headers, "Content-Type": "text/csv"})
+    row = answer.get_json()["rows"][0]
+    assert row["status"] == "created" and system.get("contact", row["id"])["owner"] == rep.id
+
+
 def test_export_as_xlsx_keeps_scope_and_columns(runtime, client, admin_headers):
     system = RecordService(runtime, Principal.system())
     system.create("account", {"name": "@SUM(1)", "employees": 12, "annual_revenue": "1234.50"})

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from ..errors import BadRequest, CrmError, ValidationFailed
 from ..records import RecordService
+from ..storage import compared, compared_value
 from .parsing import Parsed
 
 CHUNK = 1000
@@ -25,7 +26,7 @@ SEVERAL_MATCH = "Several records have this value: match by a unique key or the i
 def match_fields(service: RecordService, obj, field_name: str) -> list[str]:
     """The target fields a lookup column may be matched on: id, the name field, unique fields
     (the caller may see); empty for a field that is not a single-target lookup."""
-    fdef = obj.fields.get(field_name)
+    fdef = obj.all_fields.get(field_name)  # the owner (a system field) too
     if fdef is None or not fdef.is_reference or len(fdef.target) != 1:
         return []
     try:
@@ -68,17 +69,19 @@ def resolve_lookups(service: RecordService, obj, parsed: Parsed, lookups: dict[s
     for field_name, by in lookups.items():
         if field_name not in parsed.columns:
             continue
-        target = obj.fields[field_name].target[0]
+        target = obj.all_fields[field_name].target[0]
         table = service.table(target)
         values = sorted({str(data[field_name]).strip() for _, data in parsed.rows
                          if isinstance(data, dict) and data.get(field_name) not in (None, "")})
         found: dict[str, list[str]] = {}
-        column = table.c[by]
-        integer = service.obj(target).all_fields[by].value_type == "integer"
+        target_field = service.obj(target).all_fields[by]
+        column = compared(table.c[by], target_field)  # a case-insensitive unique email matches so too
+        integer = target_field.value_type == "integer"
         with service.runtime.reading() as conn:
             for start in range(0, len(values), CHUNK):
                 chunk = values[start:start + CHUNK]
-                wanted = [int(v) for v in chunk if v.lstrip("-").isdigit()] if integer else chunk
+                wanted = ([int(v) for v in chunk if v.lstrip("-").isdigit()] if integer
+                          else [compared_value(v, target_field) for v in chunk])
                 if not wanted:
                     continue
                 query = sa.select(column, table.c.id).where(
@@ -92,7 +95,7 @@ def resolve_lookups(service: RecordService, obj, parsed: Parsed, lookups: dict[s
             if raw in (None, ""):
                 rows.append((number, data))
                 continue
-            ids = found.get(str(raw).strip(), [])
+            ids = found.get(str(compared_value(str(raw).strip(), target_field)), [])
             if len(ids) == 1:
                 rows.append((number, {**data, field_name: ids[0]}))
                 continue
