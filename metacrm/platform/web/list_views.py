@@ -248,13 +248,14 @@ def _list_page(object_name: str, deleted: bool):
         filters_active=filters_active, clear_url=url_for(request.endpoint, object_name=obj.name),
         record_types=obj.record_types,
         export_url=None if deleted else _export_url(service, obj.name), bar=bar, view=view,
+        export_xlsx_url=None if deleted else _export_url(service, obj.name, "xlsx"),
     )
 
 
-def _export_url(service: RecordService, object_name: str) -> str | None:
+def _export_url(service: RecordService, object_name: str, fmt: str | None = None) -> str | None:
     from .export_views import export_url  # imports this module
 
-    return export_url(service, object_name)
+    return export_url(service, object_name, fmt)
 
 
 def _args_without(names: tuple[str, ...], **values: Any) -> dict:
