@@ -44,6 +44,11 @@ def test_check_duplicates_then_merge(session_for, server, locale, viewport):
     title, rule, field, merge_title, moves, merged, history = TEXTS[locale]
     s = session_for(viewport=viewport)
     s.use_locale(locale)
+    s.go("/duplicates")
+    s.page.click('[data-rule="contact_same_email_or_phone"] a')
+    s.page.wait_for_selector("#duplicate-groups")
+    assert f"Pat Lee old {tag}" in s.page.inner_text("#duplicate-groups")
+    s.shot(f"dedup-groups-{locale}-{viewport['width']}.png")
     s.go(f"/records/contact/{master['id']}")
     s.page.click("#check-duplicates")
     s.page.wait_for_selector("#duplicate-matches")

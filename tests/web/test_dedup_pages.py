@@ -129,3 +129,36 @@ def test_merge_input_is_checked(admin_client, system):
     assert post(admin_client, "/records/contact/merge", {**base, "v.version": second["id"]}).status_code == 400
     assert post(admin_client, "/records/contact/merge", {**base, f"version.{first['id']}": "x"}).status_code == 400
     assert system.get("contact", second["id"])["deleted_at"] is None
+
+
+def test_duplicate_groups_per_rule_count_readable_records_only(rep_client, system, rep):
+    a = contact(system, "Group A", "group@example.com", owner=rep.id)
+    b = contact(system, "Group B", "GROUP@example.com", owner=rep.id)
+    contact(system, "Group Hidden", "group@example.com", owner=admin_id(system))
+    contact(system, "Hidden One", "hidden.pair@example.com", owner=admin_id(system))
+    contact(system, "Hidden Two", "hidden.pair@example.com", owner=admin_id(system))
+    contact(system, "Single", "single@example.com", owner=rep.id)
+    home = text(rep_client.get("/"))
+    assert 'href="/duplicates"' in home
+    rules = text(rep_client.get("/duplicates"))
+    assert 'href="/duplicates/contact_same_email_or_phone"' in rules and "Same contact" in rules
+    page = text(rep_client.get("/duplicates/contact_same_email_or_phone"))
+    assert "Group A" in page and "Group B" in page and "Email" in page
+    assert "Group Hidden" not in page and "Hidden One" not in page and "Single" not in page
+    assert "and 1 more" not in page and page.count("data-group=") == 1
+    assert f"/records/contact/merge?ids={a['id']}&amp;ids={b['id']}" in rep_client.get(
+        "/duplicates/contact_same_email_or_phone").text
+    assert rep_client.get("/duplicates/no_such_rule").status_code == 404
+    system.update("user", rep.id, {"locale": "zh-CN"})
+    assert "重复记录" in text(rep_client.get("/duplicates/contact_same_email_or_phone"))
+
+
+def test_duplicate_groups_for_an_admin_and_the_empty_case(admin_client, system):
+    page = text(admin_client.get("/duplicates/account_same_name"))
+    assert 'id="no-groups"' in page
+    contact(system, "Admin One", "same.phone@example.com", phone="13600136000")
+    contact(system, "Admin Two", "other@example.com", phone="+86 136 0013 6000")
+    page = text(admin_client.get("/duplicates/contact_same_email_or_phone"))
+    row = page[page.index('data-group="1"'):]
+    row = row[:row.index("</tr>")]
+    assert "Admin One" in row and "Admin Two" in row and "Phone" in row

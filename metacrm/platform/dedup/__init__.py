@@ -56,5 +56,5 @@ from ..features import Feature
 from . import api, pages
 
 HERE = Path(__file__).resolve().parent
-FEATURE = Feature("dedup", api=api.routes, pages=pages.routes, templates=HERE / "templates",
+FEATURE = Feature("dedup", api=api.routes, pages=pages.routes, nav=pages.NAV, templates=HERE / "templates",
                   messages=HERE / "messages", openapi=api.openapi_paths, record_buttons=pages.record_buttons)

@@ -16,11 +16,13 @@ from .. import normalize
 from ..errors import CrmError, Forbidden, NotFound, StaleVersion
 from ..features import Routes
 from ..web import display
-from ..web.core import current_service, notify, redirect_to, render_page
+from ..filters import FilterContext, FilterError, compile_sql
+from ..web.core import NavEntry, current_service, notify, redirect_to, render_page
 from ..web.i18n import current_locale, t
 from .checks import check
+from .keys import ensure_keyed
 from .merging import merge
-from .rules import Rule, plan_for
+from .rules import Rule, column_for, plan_for
 
 routes = Routes()
 page = routes.page
@@ -236,6 +238,100 @@ def record_merge(object_name: str):
         conflict=conflict, error=error, allowed=all(c["can"] for c in built["columns"]),
         back=url_for("web.record_detail", object_name=obj.name, record_id=ids[0]), **built,
     )
+
+
+# --- duplicate groups in existing data -----------------------------------------------------
+
+GROUPS_SHOWN = 50
+MEMBERS_SHOWN = 10
+
+
+def _rules_readable(service) -> list[Rule]:
+    """The active rules on objects the user may read, in object then rule order."""
+    plan = plan_for(service.registry)
+    return [rule for name in sorted(plan.rules) if service.access.can(name, "read") for rule in plan.rules[name]]
+
+
+def duplicate_groups(service, rule: Rule) -> tuple[list[dict], bool]:
+    """Groups of the rule object's records that share every match key of one rule group, among
+    the records the user may read (so a group never reveals a record they cannot); fuzzy groups are
+    left out (a group is an index lookup, fuzzy matching is pairwise). (groups, some were fuzzy)."""
+    obj = service.obj(rule.object)
+    table = service.compiled.tables[obj.name]
+    ctx = FilterContext.current()
+    base = [table.c.deleted_at.is_(None), service.access.row_filter(obj.name, "read", table)]
+    if rule.ignore not in (None, {}):
+        try:
+            base.append(sa.not_(compile_sql(rule.ignore, table, obj.all_fields, ctx)))
+        except FilterError:
+            pass
+    groups, seen, fuzzy = [], set(), False
+    locale = current_locale()
+    with service.transaction() as tx:
+        ensure_keyed(tx, service.runtime, service.compiled)
+        conn = tx.conn
+        for group in rule.groups:
+            if any(cond.fuzzy for cond in group):
+                fuzzy = True
+                continue
+            cols = [table.c.get(column_for(cond.method, cond.field)) for cond in group]
+            if any(col is None for col in cols):
+                continue
+            where = [*base, *(sa.and_(col.isnot(None), col != "") for col in cols)]
+            keys = conn.execute(sa.select(*cols, sa.func.count().label("n")).where(*where).group_by(*cols)
+                                .having(sa.func.count() > 1).order_by(sa.desc("n"), *cols)
+                                .limit(GROUPS_SHOWN)).fetchall()
+            labels = [obj.all_fields[c.field].display_label(locale) for c in group if c.field in obj.all_fields]
+            for key in keys:
+                ids = conn.execute(sa.select(table.c.id).where(
+                    *where, *(col == value for col, value in zip(cols, key[:len(cols)])))
+                    .order_by(table.c.created_at, table.c.id).limit(MEMBERS_SHOWN)).scalars().all()
+                if tuple(ids) in seen:
+                    continue
+                seen.add(tuple(ids))
+                groups.append({"ids": ids, "count": key.n, "fields": labels})
+    names = display.Names(service)
+    for group in groups:
+        for rid in group["ids"]:
+            names.want(obj.name, rid)
+    names.resolve()
+    for group in groups:
+        group["members"] = [{"id": rid, "title": names.name(obj.name, rid) or rid,
+                             "href": url_for("web.record_detail", object_name=obj.name, record_id=rid)}
+                            for rid in group["ids"]]
+        group["merge"] = url_for("web.record_merge", object_name=obj.name, ids=group["ids"][:MAX_MERGED])
+    return groups[:GROUPS_SHOWN], fuzzy
+
+
+@page("/duplicates")
+def duplicate_rules():
+    service = current_service()
+    locale = current_locale()
+    items = [{"name": r.name, "label": rule_label(service.registry, r.name),
+              "object": service.obj(r.object).display_label(locale, plural=True),
+              "href": url_for("web.duplicate_rule_groups", rule_name=r.name)} for r in _rules_readable(service)]
+    return render_page("dedup/rules.html", rules=items, title=t("dedup.rules_title"))
+
+
+@page("/duplicates/<rule_name>")
+def duplicate_rule_groups(rule_name: str):
+    service = current_service()
+    rule = next((r for r in _rules_readable(service) if r.name == rule_name), None)
+    if rule is None:
+        raise NotFound(f"No duplicate rule named {rule_name!r}.", code="unknown_rule")
+    groups, fuzzy = duplicate_groups(service, rule)
+    obj = service.obj(rule.object)
+    return render_page("dedup/groups.html", rule_label=rule_label(service.registry, rule.name), obj=obj,
+                       groups=groups, fuzzy=fuzzy, capped=len(groups) >= GROUPS_SHOWN,
+                       title=rule_label(service.registry, rule.name), max_merged=MAX_MERGED)
+
+
+def _may_browse(access) -> bool:
+    plan = plan_for(access.registry)
+    return any(access.can(name, "read") for name in plan.rules)
+
+
+NAV = (NavEntry("duplicates", "nav.duplicates", "web.duplicate_rules", order=55, visible=_may_browse),)
 
 
 # --- detail-page button ---------------------------------------------------------------------
