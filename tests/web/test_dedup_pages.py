@@ -73,6 +73,9 @@ def test_merge_picks_values_per_field_and_moves_children(admin_client, system):
     assert response.headers["Location"].endswith(f"/records/contact/{master['id']}")
     after = text(admin_client.get(response.headers["Location"]))
     assert "Merged 1 record(s) into this one; 1 related record(s) moved." in after
+    assert "merged Contact 1 record(s) now in the recycle bin" in after and loser["id"] not in after
+    system.update("user", admin_id(system), {"locale": "zh-CN"})
+    assert "合并了联系人：1 条已移入回收站的记录" in text(admin_client.get(response.headers["Location"]))
     kept = system.get("contact", master["id"])
     assert (kept["name"], kept["title"], kept["phone"]) == ("Zhang Min", "CTO", "13900139000")
     assert system.get("opportunity", deal["id"])["contact"] == master["id"]

@@ -69,7 +69,7 @@ def merge(service, object_name: str, survivor_id: str, losers: list, values: dic
             if rows:
                 moved[f"{child.name}.{fdef.name}"] = len(rows)
         for loser_id in losers:
-            service.write_history(tx.conn, obj.name, loser_id, "merge", {}, f"merged into {survivor_id}")
+            service.write_history(tx.conn, obj.name, loser_id, "merge", {}, f"merged into {obj.name} {survivor_id}")
             service.delete(obj.name, loser_id)
         if data:
             ctx = service.update_record(obj.name, survivor_id, data)
@@ -77,5 +77,5 @@ def merge(service, object_name: str, survivor_id: str, losers: list, values: dic
         else:
             record = service.get_record(obj.name, survivor_id)
         service.write_history(tx.conn, obj.name, survivor_id, "merge", {"merged": [None, losers]},
-                              f"merged {', '.join(losers)}")
+                              f"merged {obj.name} {', '.join(losers)}")
     return {"record": service.to_json(obj, record), "merged": losers, "moved": moved}
