@@ -15,9 +15,10 @@ from flask import abort, request, url_for
 from .. import normalize
 from ..errors import CrmError, Forbidden, NotFound, StaleVersion
 from ..features import Routes
-from ..web import display
 from ..filters import FilterContext, FilterError, compile_sql
+from ..web import display
 from ..web.core import NavEntry, current_service, notify, redirect_to, render_page
+from ..web.form_views import error_text
 from ..web.i18n import current_locale, t
 from .checks import check
 from .keys import ensure_keyed
@@ -227,7 +228,7 @@ def record_merge(object_name: str):
         except CrmError as exc:
             if exc.status == 404:
                 raise
-            error, status = exc.message, exc.status
+            error, status = error_text(service, exc), exc.status
         else:
             moved = sum(result["moved"].values())
             notify(t("dedup.merged", count=len(losers), moved=moved))
