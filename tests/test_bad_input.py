@@ -273,3 +273,19 @@ def test_a_formula_whose_result_does_not_fit_is_422_naming_it(runtime, client, a
                          content_type="text/csv", headers=admin_headers).get_json()
     assert [(r["row"], r["status"]) for r in report["rows"]] == [(1, "created"), (2, "error")]
     assert report["rows"][1]["code"] == "value_out_of_range" and "quadruple" in report["rows"][1]["fields"]
+
+
+def test_a_total_no_query_can_add_up_is_a_422_on_any_path(client, admin_headers, monkeypatch):
+    """Any query whose SUM overflows (SQLite past 2^63) and that has no exact fallback of its own —
+    e.g. a plugin's report — answers 422 value_out_of_range, on the API and on a page, never a 500."""
+    import sqlalchemy as sa
+
+    from metacrm.platform.records import RecordService
+
+    def overflowing(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT sum(amount)", {}, Exception("integer overflow"))
+
+    monkeypatch.setattr(RecordService, "list", overflowing)
+    response = client.get("/api/v1/records/lead", headers=admin_headers)
+    assert response.status_code == 422, response.text
+    assert response.get_json()["error"]["code"] == "value_out_of_range"

@@ -66,6 +66,14 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
             page = ("<!doctype html><title>Temporarily unavailable</title><h1>Temporarily unavailable</h1>"
                     "<p>The database is not reachable right now. Please try again in a moment.</p>")
             return page, 503, {"Content-Type": "text/html; charset=utf-8", "Retry-After": "2"}
+        from .api import too_large_total, value_out_of_range_response
+
+        if too_large_total(exc):
+            if request.path.startswith("/api/"):
+                return value_out_of_range_response()
+            page = ("<!doctype html><title>Total too large</title><h1>Total too large</h1>"
+                    "<p>A total on this page is too large to compute. Narrow the filter or the period.</p>")
+            return page, 422, {"Content-Type": "text/html; charset=utf-8"}
         raise exc
 
     @app.after_request

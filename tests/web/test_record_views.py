@@ -406,3 +406,16 @@ def test_a_blocked_duplicate_names_the_rule_and_links_the_record_the_user_may_se
     zh = text(post(admin_client, "/records/lead/new", {**LEAD_FORM, "company": "Dup Co", "project_name": "Roll-out",
                                                        "email": "other@example.com"}))
     assert "未保存：与已有的 1 条线索记录重复（查重规则：同公司同项目或同联系人）。" in zh and "查看 Dup Co" in zh
+
+
+def test_a_total_the_database_cannot_add_up_is_a_422_page_not_a_500(admin_client, monkeypatch):
+    import sqlalchemy as sa
+
+    from metacrm.platform.records import RecordService
+
+    def overflowing(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT sum(amount)", {}, Exception("integer overflow"))
+
+    monkeypatch.setattr(RecordService, "list", overflowing)
+    response = admin_client.get("/records/lead")
+    assert response.status_code == 422 and "Total too large" in response.text

@@ -128,9 +128,27 @@ def handle_unexpected(exc: Exception):
 
     if is_database_unavailable(exc):
         return database_unavailable(exc)
+    if too_large_total(exc):
+        return value_out_of_range_response()
     log.exception("unexpected error on %s %s", request.method, request.path)
     response = jsonify({"error": {"code": "internal_error", "message": "An unexpected error occurred; it was logged."}})
     response.status_code = 500
+    return response
+
+
+def too_large_total(exc: BaseException) -> bool:
+    """A total the database could not add up (SQLite's SUM past 2^63, in a query that has no exact
+    fallback of its own, e.g. a plugin's report): the caller's request, not the server, is at fault."""
+    from ..sums import overflowed
+
+    return overflowed(exc) or isinstance(exc, OverflowError)
+
+
+def value_out_of_range_response():
+    log.warning("a total out of range on %s %s", request.method, request.path)
+    response = jsonify({"error": {"code": "value_out_of_range",
+                                  "message": "A total here is too large to compute; narrow the filter or the period."}})
+    response.status_code = 422
     return response
 
 
