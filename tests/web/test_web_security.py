@@ -114,6 +114,8 @@ def url_for_rule(rule, ids: dict) -> str:
         values["name"] = "sales_rep"
     if rule.endpoint == "web.switch_app":
         values["name"] = "sales"
+    if rule.endpoint == "web.duplicate_rule_groups":
+        values["rule_name"] = "lead_same_company_or_contact"
     if rule.endpoint == "web.pool_record":  # a record waiting in the pool
         values["record_id"] = ids["pooled"]
     missing = set(rule.arguments) - set(values)
