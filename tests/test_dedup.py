@@ -323,3 +323,27 @@ def test_concurrent_creates_of_one_company_leave_one_record(runtime):
     for thread in threads:
         thread.join(30)
     assert sorted(outcomes) == ["blocked"] * 7 + ["created"]
+
+
+def test_merge_with_versions_refuses_a_stale_record(runtime, client, admin_headers):
+    apply(runtime, rule(on_create="warn"))
+
+    def post(values, url="/api/v1/records/dd_company"):
+        return client.post(url, json=values, headers=admin_headers).get_json()
+
+    survivor = post(lead("Tyrell Corporation", email="a@tyrell.example"))
+    loser = post(lead("Tyrell Corporation Ltd", email="b@tyrell.example"))
+    changed = client.patch(f"/api/v1/records/dd_company/{loser['id']}", json={"score": 5, "version": 1}, headers=admin_headers)
+    assert changed.status_code == 200, changed.get_json()
+    url = f"/api/v1/records/dd_company/{survivor['id']}/merge"
+    bad = client.post(url, json={"losers": [loser["id"]], "versions": {loser["id"]: "1"}}, headers=admin_headers)
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["fields"] == {"versions": ["Not an object of integers."]}
+    stale = client.post(url, json={"losers": [loser["id"]], "versions": {survivor["id"]: 1, loser["id"]: 1}},
+                        headers=admin_headers)
+    assert stale.status_code == 409 and stale.get_json()["error"]["code"] == "stale_version"
+    assert stale.get_json()["error"]["current_version"] == 2
+    assert client.get(f"/api/v1/records/dd_company/{loser['id']}", headers=admin_headers).status_code == 200
+    done = client.post(url, json={"losers": [loser["id"]], "versions": {survivor["id"]: 1, loser["id"]: 2}},
+                       headers=admin_headers)
+    assert done.status_code == 200, done.get_json()

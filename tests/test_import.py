@@ -203,7 +203,7 @@ def test_background_import_reports_progress_and_the_result(runtime, client, admi
             break
         time.sleep(0.1)
     assert job["status"] == "done", job
-    assert job["progress"] == {"done": 25, "total": 25, "percent": 100.0}
+    assert job["progress"] == {"done": 25, "total": 25, "percent": 100.0, "errors": 0, "duplicates": 0}
     assert job["summary"]["created"] == 25 and len(job["rows"]) == 25
     assert client.get("/api/v1/jobs/unknown", headers=admin_headers).status_code == 404
 

@@ -61,6 +61,7 @@ MINIMAL: dict[str, dict] = {
     "assignment_rule": {"kind": "assignment_rule", "name": "probe_routing", "object": "probe",
                         "entries": [{"assign_to": {"pool": "probe_pool"}}]},
     "app": {"kind": "app", "name": "probe_app", "objects": ["probe"]},
+    "view": {"kind": "view", "name": "probe_view", "object": "probe"},
 }
 
 

@@ -39,6 +39,7 @@ KINDS: tuple[str, ...] = (
     "lead_scoring",
     "assignment_rule",
     "app",
+    "view",
 )
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"

@@ -205,10 +205,11 @@ def apply_change(
                 raise MetadataInvalid(issues)
             storage_diff = plan_storage(conn, live, new)
             conversion_issues = check_conversions(conn, live, new, storage_diff) + check_unique(conn, new, storage_diff, live)
-            # names that are data, not metadata (users, departments), against the directory
-            from .pools.assignment_rules import directory_issues  # pools imports the API, which imports us
-
-            conversion_issues += directory_issues(conn, live, bundle.documents, bundle.sources)
+            # checks a feature registers for what its documents name in the data (e.g. the users and
+            # departments of assignment rules): runtime.extensions["apply_checks"][name] =
+            # fn(conn, live, documents, sources) -> [MetaIssue]
+            for _name, check in sorted((runtime.extensions.get("apply_checks") or {}).items()):
+                conversion_issues += check(conn, live, bundle.documents, bundle.sources)
             if conversion_issues:
                 raise MetadataInvalid(conversion_issues)
             diff = {"documents": document_diff(live, new), "storage": storage_diff.as_dict()}

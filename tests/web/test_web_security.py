@@ -5,7 +5,9 @@ that shows them. test_auth_views.py covers login, logout, the throttle and the A
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 
 import pytest
@@ -64,21 +66,56 @@ def seeded(runtime, app, client, system):
     note = notify(runtime, admin_id, f"News {SCRIPT} {SSTI}", object="lead", record_id=lead["id"])
     web = app.test_client()
     assert login(web, "admin", ADMIN_PASSWORD).status_code == 303
-    return {"lead": lead["id"], "pooled": pooled["id"], "account": account["id"], "opportunity": opportunity["id"],
-            "request": submitted.get_json()["id"], "notification": note, "rep": rep, "boss": boss, "web": web}
+    from metacrm.metadata.bundle import documents_bundle
+    from metacrm.platform import db
+    from metacrm.platform.apply import apply_change
+
+    app_doc = dict(runtime.registry().get("app", "sales"))  # a revertible metadata change for the log pages
+    app_doc["order"] = int(app_doc.get("order", 0)) + 1
+    apply_change(runtime, documents_bundle([app_doc]))
+    with runtime.engine.connect() as conn:  # the metadata change log's newest entry
+        change = conn.execute(sa.select(sa.func.max(db.meta_change.c.id))).scalar()
+    upload_id, job_id = _import_upload_and_job(web)
+    return {"upload": upload_id, "job": job_id, "lead": lead["id"], "pooled": pooled["id"], "account": account["id"], "opportunity": opportunity["id"],
+            "request": submitted.get_json()["id"], "notification": note, "rep": rep, "boss": boss, "web": web,
+            "change": change}
+
+
+def _import_upload_and_job(web) -> tuple[str, str]:
+    """An import wizard upload with hostile column names and values, and its finished job."""
+    from metacrm.platform.imports import wait_for
+
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([["company", "source", "email", SSTI], [f"Imported {SCRIPT}", "web",
+                                                                         "imp@example.com", IMG]])
+    data = buffer.getvalue().encode()
+    response = post(web, "/records/lead/import", {"file": (io.BytesIO(data), "x<b onmouseover=alert(1)>.csv")},
+                    content_type="multipart/form-data")
+    assert response.status_code == 303, response.text[response.text.find('id="main"'):][:1500]
+    upload_id = response.headers["Location"].rsplit("/", 1)[1]
+    base = f"/records/lead/import/{upload_id}"
+    form = {"map.0": "company", "map.1": "source", "map.2": "email", "map.3": "", "mode": "insert"}
+    assert post(web, base + "/preview", form).status_code == 200
+    response = post(web, base + "/run")
+    assert response.status_code == 303, response.text[:2000]
+    job_id = response.headers["Location"].rsplit("/", 1)[1]
+    wait_for(job_id, timeout=60)
+    return upload_id, job_id
 
 
 def url_for_rule(rule, ids: dict) -> str:
     """The rule's path with real values for its arguments."""
-    values = {"object_name": "lead", "record_id": ids["lead"], "action_name": "convert", "pool_name": "general_leads",
+    values = {"upload_id": ids["upload"], "job_id": ids["job"], "fmt": "csv", "object_name": "lead", "record_id": ids["lead"], "action_name": "convert", "pool_name": "general_leads",
               "request_id": ids["request"], "notification_id": ids["notification"], "kind": "object",
-              "name": "lead", "action": "install", "filename": "app.css"}
+              "name": "lead", "action": "install", "filename": "app.css", "change_id": ids.get("change")}
     if rule.endpoint.startswith("web.admin_plugin"):
         values["name"] = "erp_connector"
     if rule.endpoint.startswith("web.admin_role"):
         values["name"] = "sales_rep"
     if rule.endpoint == "web.switch_app":
         values["name"] = "sales"
+    if rule.endpoint == "web.duplicate_rule_groups":
+        values["rule_name"] = "lead_same_company_or_contact"
     if rule.endpoint == "web.pool_record":  # a record waiting in the pool
         values["record_id"] = ids["pooled"]
     missing = set(rule.arguments) - set(values)

@@ -1,4 +1,4 @@
-"""GET /records/{object}/export: the records as CSV, streamed page by page.
+"""GET /records/{object}/export: the records as CSV (or ?format=xlsx), streamed page by page.
 
 Same query parameters as the list (`filter`, `sort`, `fields`), but the rows are those
 the caller's `export` scope reaches (not the read scope); a caller whose export scope is
@@ -26,7 +26,9 @@ from typing import Any
 
 from flask import Response, g, request
 
+from ..errors import BadRequest
 from ..records import MAX_LIMIT, RecordService
+from ..spreadsheets import XLSX_MIMETYPE, xlsx_chunks
 from . import api, runtime
 from .records import _filter
 
@@ -97,9 +99,9 @@ def export_columns(service: RecordService, object_name: str, fields: list[str] |
     return columns
 
 
-def csv_chunks(service: RecordService, object_name: str, *, filter: Any = None, sort: str | None = None,
-               fields: list[str] | None = None, page_size: int | None = None) -> Iterator[bytes]:
-    """The CSV as UTF-8 chunks (one per page of records).
+def _record_rows(service: RecordService, object_name: str, *, filter: Any = None, sort: str | None = None,
+                 fields: list[str] | None = None, page_size: int | None = None):
+    """(columns, types, rows): rows is an iterator of the records as JSON, page by page.
 
     The first page is read before this returns, so a refusal (unknown object, no export
     scope, a bad filter, sort or field) is raised here as a CrmError and the caller can
@@ -118,41 +120,84 @@ def csv_chunks(service: RecordService, object_name: str, *, filter: Any = None, 
 
     first, next_cursor = page(None)
 
+    def pages() -> Iterator[list[dict]]:
+        items, cursor = first, next_cursor
+        while True:
+            yield items
+            if not cursor:
+                return
+            items, cursor = page(cursor)
+
+    return columns, types, pages()
+
+
+def csv_chunks(service: RecordService, object_name: str, **query: Any) -> Iterator[bytes]:
+    """The CSV as UTF-8 chunks (one per page of records); refusals raise before it returns."""
+    columns, types, pages = _record_rows(service, object_name, **query)
+
     def generate() -> Iterator[bytes]:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         buffer.write(BOM)
         writer.writerow(columns)
-        items, cursor = first, next_cursor
-        while True:
+        for items in pages:
             for item in items:
                 writer.writerow([cell(types[name], item.get(name)) for name in columns])
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
             buffer.truncate()
-            if not cursor:
-                return
-            items, cursor = page(cursor)
 
     return generate()
 
 
-def csv_response(service: RecordService, object_name: str, **query: Any) -> Response:
-    """A streamed text/csv download of `csv_chunks(...)` (errors raise before any byte is sent)."""
-    chunks = csv_chunks(service, object_name, **query)
+def xlsx_cell(value_type: str | None, value: Any) -> Any:
+    """One .xlsx cell: numeric fields as numbers (exact Decimals), the rest as the CSV's text
+    (formula-neutralised: openpyxl would write a text starting with "=" as a formula)."""
+    if value is None:
+        return None
+    if value_type in NUMERIC:
+        text = _number(value)
+        if text is not None:
+            return int(text) if value_type == "integer" else Decimal(text)
+    return cell(value_type, value)
+
+
+def xlsx_response(service: RecordService, object_name: str, **query: Any) -> Response:
+    """A streamed .xlsx download of the same rows and columns as the CSV."""
+    columns, types, pages = _record_rows(service, object_name, **query)
+    rows = ([xlsx_cell(types[name], item.get(name)) for name in columns] for items in pages for item in items)
+    return _download(xlsx_chunks(columns, rows, title=object_name), XLSX_MIMETYPE, object_name, "xlsx")
+
+
+def _download(chunks, content_type: str, object_name: str, suffix: str) -> Response:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    response = Response(chunks, mimetype="text/csv")
-    response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    response.headers["Content-Disposition"] = f'attachment; filename="{object_name}-{stamp}.csv"'
+    response = Response(chunks, mimetype=content_type)
+    response.headers["Content-Type"] = content_type
+    response.headers["Content-Disposition"] = f'attachment; filename="{object_name}-{stamp}.{suffix}"'
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def csv_response(service: RecordService, object_name: str, **query: Any) -> Response:
+    """A streamed text/csv download of `csv_chunks(...)` (errors raise before any byte is sent)."""
+    return _download(csv_chunks(service, object_name, **query), "text/csv; charset=utf-8", object_name, "csv")
+
+
+def export_response(service: RecordService, object_name: str, fmt: str | None, **query: Any) -> Response:
+    """?format=csv (the default) or xlsx."""
+    fmt = (fmt or "csv").strip().lower()
+    if fmt not in ("csv", "xlsx"):
+        raise BadRequest(f"format must be csv or xlsx, not {fmt[:20]!r}.", code="bad_parameter",
+                         fields={"format": ["Not csv or xlsx."]})
+    return (xlsx_response if fmt == "xlsx" else csv_response)(service, object_name, **query)
 
 
 @api.get("/records/<object_name>/export")
 def export_records(object_name: str):
     fields = [f.strip() for f in request.args.get("fields", "").split(",") if f.strip()] or None
     service = RecordService(runtime(), g.principal, source="api")
-    return csv_response(service, object_name, filter=_filter(), sort=request.args.get("sort"), fields=fields)
+    return export_response(service, object_name, request.args.get("format"), filter=_filter(),
+                           sort=request.args.get("sort"), fields=fields)
 
 
 def openapi_paths() -> dict:
@@ -170,10 +215,13 @@ def openapi_paths() -> dict:
                 {"name": "sort", "in": "query", "schema": {"type": "string"}},
                 {"name": "fields", "in": "query", "schema": {"type": "string"},
                  "description": "comma-separated; the header row in this order"},
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "xlsx"]},
+                 "description": "csv (default) or xlsx (same rows and columns; numbers as numbers)"},
             ],
             "responses": {
-                "200": {"description": "CSV, a header row of field names",
-                        "content": {"text/csv": {"schema": {"type": "string"}}}},
+                "200": {"description": "CSV (or .xlsx), a header row of field names",
+                        "content": {"text/csv": {"schema": {"type": "string"}},
+                                    XLSX_MIMETYPE: {"schema": {"type": "string", "format": "binary"}}}},
                 "400": {"description": "bad filter, sort or field", "content": error},
                 "401": {"description": "no credentials", "content": error},
                 "403": {"description": "export scope none", "content": error},

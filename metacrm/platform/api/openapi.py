@@ -201,6 +201,23 @@ def core_paths(registry, access: Access, readable: list[str]) -> dict:
                 "delete": {"type": "array", "items": {"type": "object", "required": ["kind", "name"], "properties": {
                     "kind": {"type": "string", "enum": list(KINDS)}, "name": {"type": "string"}}}}}}),
             "responses": {"200": plan}}},
+        "/views": {
+            "get": {"summary": "The saved views the caller may use on an object (shared, and the caller's own)",
+                    "parameters": [_query("object", {"type": "string", "enum": readable} if readable else None),
+                                   _query("locale")],
+                    "responses": {"200": _ok(_items({"type": "object", "required": ["name", "label", "mode"]}))}},
+            "post": {"summary": "Save a view: personal, or with roles shared (admins)",
+                     "requestBody": _body({"type": "object", "required": ["object", "label"], "properties": {
+                         "object": {"type": "string"}, "label": {"type": "string"}, "name": {"type": "string"},
+                         "columns": {"type": "array", "items": {"type": "string"}},
+                         "filter": {"type": "object"}, "sort": {"type": "string"},
+                         "mode": {"type": "string", "enum": ["list", "kanban"]}, "kanban_field": {"type": "string"},
+                         "sum_field": {"type": "string"}, "roles": {"type": "array", "items": {"type": "string"}},
+                         "default_for_roles": {"type": "array", "items": {"type": "string"}}}}),
+                     "responses": {"201": _ok({"type": "object", "required": ["name"]}, "saved")}},
+        },
+        "/views/{name}": {"parameters": [_path("name")], "delete": {
+            "summary": "Delete one's own view (admins: any)", "responses": {"204": {"description": "deleted"}}}},
         "/records/{object}/{id}/restore": {"parameters": [obj_param, id_param], "post": {
             "summary": "Restore from the recycle bin", "responses": {"200": _ok({"type": "object"})}}},
         "/admin/outbox": {"get": {"summary": "The outbox (admins)", "parameters": [

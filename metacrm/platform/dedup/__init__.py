@@ -50,7 +50,11 @@ def register(runtime) -> None:
     runtime.features.add(FEATURE)
 
 
-from ..features import Feature
-from . import api
+from pathlib import Path
 
-FEATURE = Feature("dedup", api=api.routes, openapi=api.openapi_paths)
+from ..features import Feature
+from . import api, pages
+
+HERE = Path(__file__).resolve().parent
+FEATURE = Feature("dedup", api=api.routes, pages=pages.routes, nav=pages.NAV, templates=HERE / "templates",
+                  messages=HERE / "messages", openapi=api.openapi_paths, record_buttons=pages.record_buttons)

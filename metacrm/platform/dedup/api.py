@@ -42,11 +42,16 @@ def check_duplicates(object_name: str):
 
 @routes.post("/records/<object_name>/<record_id>/merge")
 def merge_records(object_name: str, record_id: str):
-    """Body: {"losers": [ids], "values": {field: value | {"from": id}}}."""
+    """Body: {"losers": [ids], "values": {field: value | {"from": id}}, "versions"?: {id: version}}."""
     body = json_body()
     if not isinstance(body, dict):
         raise BadRequest("Send {\"losers\": [...], \"values\": {...}}.", code="bad_request")
-    result = merge(_service(), object_name, record_id, body.get("losers"), body.get("values") or {})
+    versions = body.get("versions")
+    if versions is not None and not (isinstance(versions, dict) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in versions.values())):
+        raise BadRequest("versions must be an object of id: version number.",
+                         fields={"versions": ["Not an object of integers."]})
+    result = merge(_service(), object_name, record_id, body.get("losers"), body.get("values") or {}, versions)
     return jsonify(result)
 
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from .. import schemas
-from ..errors import BadRequest, Forbidden
+from ..errors import BadRequest, Forbidden, StaleVersion
 
 
-def merge(service, object_name: str, survivor_id: str, losers: list, values: dict | None = None) -> dict:
+def merge(service, object_name: str, survivor_id: str, losers: list, values: dict | None = None,
+          versions: dict | None = None) -> dict:
     """Merge `losers` into the survivor: chosen field values, children moved, losers deleted.
 
     values: {field: value} or {field: {"from": <survivor or loser id>}}. Children (lookups
     pointing at a loser) move to the survivor through system_update; both sides get a
     "merge" history entry; losers go to the recycle bin.
+    versions: {id: version} as the caller read them (the merge page): a record changed since
+    is refused with StaleVersion (409) before anything is written.
     """
     obj = service.obj(object_name)
     values = values or {}
@@ -35,6 +38,12 @@ def merge(service, object_name: str, survivor_id: str, losers: list, values: dic
             if not service.access.allows_row(obj.name, "delete", loser):
                 raise Forbidden(f"You may not delete the {obj.name} record {loser_id}.")
             records[loser_id] = loser
+        for record_id, version in (versions or {}).items():
+            current = records.get(record_id)
+            if current is not None and version is not None and int(version) != current["version"]:
+                raise StaleVersion(f"The record {record_id} has changed since you read it "
+                                   f"(version {version}, now {current['version']}).",
+                                   current_version=current["version"], record=record_id)
         data = {}
         for name, value in values.items():
             if isinstance(value, dict) and set(value) == {"from"}:
@@ -60,7 +69,7 @@ def merge(service, object_name: str, survivor_id: str, losers: list, values: dic
             if rows:
                 moved[f"{child.name}.{fdef.name}"] = len(rows)
         for loser_id in losers:
-            service.write_history(tx.conn, obj.name, loser_id, "merge", {}, f"merged into {survivor_id}")
+            service.write_history(tx.conn, obj.name, loser_id, "merge", {}, f"merged into {obj.name} {survivor_id}")
             service.delete(obj.name, loser_id)
         if data:
             ctx = service.update_record(obj.name, survivor_id, data)
@@ -68,5 +77,5 @@ def merge(service, object_name: str, survivor_id: str, losers: list, values: dic
         else:
             record = service.get_record(obj.name, survivor_id)
         service.write_history(tx.conn, obj.name, survivor_id, "merge", {"merged": [None, losers]},
-                              f"merged {', '.join(losers)}")
+                              f"merged {obj.name} {', '.join(losers)}")
     return {"record": service.to_json(obj, record), "merged": losers, "moved": moved}

@@ -12,6 +12,9 @@ service's batch path.
 - The report has one entry per input row: {"row" (from 1; a CSV header is not counted),
   "status": created | updated | duplicate | error, "id"?, "code"?, "message"?, "fields"?,
   "duplicates"?} plus a summary.
+- The web wizard (pages.py: upload → map → preview → job → report) calls the same functions;
+  the file waits between its steps in mc_import_upload, saved mappings in mc_import_mapping
+  (uploads.py). .xlsx is read by openpyxl (xlsx.py); lookups by name or unique key: lookups.py.
 - Large imports run as a background job (a thread in this process; state in the table
   mc_import_job) whose progress GET /api/v1/jobs/{id} reports.
 """
@@ -30,7 +33,11 @@ def register(runtime) -> None:
     runtime.features.add(FEATURE)
 
 
-from ..features import Feature
-from . import api, cli
+from pathlib import Path
 
-FEATURE = Feature("imports", api=api.routes, openapi=api.openapi_paths, cli=cli.register_cli)
+from ..features import Feature
+from . import api, cli, pages
+
+HERE = Path(__file__).resolve().parent
+FEATURE = Feature("imports", api=api.routes, openapi=api.openapi_paths, cli=cli.register_cli, pages=pages.routes,
+                  templates=HERE / "templates", messages=HERE / "messages", on_app=pages.on_app)

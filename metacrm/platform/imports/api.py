@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import g, jsonify, request
 
 from ..api import check_text, runtime
@@ -10,8 +12,9 @@ from ..errors import BadRequest
 from ..features import Routes
 from ..records import RecordService
 from .jobs import ASYNC_THRESHOLD, job_status, start_job
-from .parsing import parse
+from .parsing import apply_mapping, parse
 from .run import DEFAULT_BATCH, import_parsed, prepare
+from .xlsx import XLSX_MIMETYPE
 
 routes = Routes()
 
@@ -35,11 +38,37 @@ def _upload() -> tuple[bytes, str | None]:
     if request.files:
         upload = request.files.get("file") or next(iter(request.files.values()))
         name = (upload.filename or "").lower()
-        fmt = "json" if name.endswith(".json") else "csv" if name.endswith((".csv", ".txt", ".tsv")) else None
+        fmt = ("json" if name.endswith(".json") else "csv" if name.endswith((".csv", ".txt", ".tsv"))
+               else "xlsx" if name.endswith(".xlsx") else None)
         return upload.read(), fmt
     mimetype = request.mimetype or ""
-    fmt = "csv" if mimetype in ("text/csv", "text/tab-separated-values") else "json" if mimetype.endswith("json") else None
+    fmt = ("csv" if mimetype in ("text/csv", "text/tab-separated-values") else "json" if mimetype.endswith("json")
+           else "xlsx" if mimetype == XLSX_MIMETYPE else None)
     return request.get_data(cache=False), fmt
+
+
+def _json_option(name: str):
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be JSON.", code="bad_parameter", fields={name: ["Not JSON."]}) from None
+
+
+def _lookups(raw: str | None) -> dict[str, str]:
+    """?lookup=account:name,owner:username — match those lookup columns by that target field."""
+    out = {}
+    for part in (raw or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, by = part.partition(":")
+        if not sep or not name.strip() or not by.strip():
+            raise BadRequest("lookup is a list of field:target_field.", code="bad_parameter",
+                             fields={"lookup": [f"Not field:target_field: {part[:40]!r}."]})
+        out[name.strip()] = by.strip()
+    return out
 
 
 @routes.post("/records/<object_name>/import")
@@ -47,7 +76,9 @@ def import_records(object_name: str):
     data, fmt = _upload()
     if not data.strip():
         raise BadRequest("Send a JSON array of records or a CSV file with a header.", code="empty_file")
-    parsed = parse(data, fmt)
+    parsed = parse(data, fmt, request.args.get("encoding") or None)
+    parsed = apply_mapping(parsed, _json_option("mapping"))
+    lookups = _lookups(request.args.get("lookup"))
     check_text([values for _, values in parsed.rows if isinstance(values, dict)], "The file")
     options = {**parsed.options, **{k: v for k, v in request.args.items()}}
     key = options.get("key") or None
@@ -57,15 +88,15 @@ def import_records(object_name: str):
     except (TypeError, ValueError):
         raise BadRequest("batch_size must be an integer.", fields={"batch_size": ["Not an integer."]}) from None
     rt = runtime()
-    prepare(RecordService(rt, g.principal, source="import"), object_name, parsed, key)
+    prepare(RecordService(rt, g.principal, source="import"), object_name, parsed, key, lookups)
     asked = options.get("async")
     background = _flag(asked, "async") if asked is not None else len(parsed.rows) > ASYNC_THRESHOLD
     if background:
         job_id = start_job(rt, g.principal, object_name, parsed, key=key, dry_run=dry_run,
-                           batch_size=batch_size)
+                           batch_size=batch_size, lookups=lookups)
         return jsonify({"job": job_id, "status": "queued", "url": f"/api/v1/jobs/{job_id}"}), 202
     report = import_parsed(rt, g.principal, object_name, parsed, key=key, dry_run=dry_run,
-                           batch_size=batch_size)
+                           batch_size=batch_size, lookups=lookups)
     return jsonify(report)
 
 
@@ -78,7 +109,7 @@ def openapi_paths() -> dict:
     """Paths for the generated OpenAPI document (api/openapi.py may merge them)."""
     answer = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
     flags = [{"name": name, "in": "query", "schema": {"type": "string"}}
-             for name in ("key", "dry_run", "async", "batch_size")]
+             for name in ("key", "dry_run", "async", "batch_size", "encoding", "mapping", "lookup")]
     return {
         "/records/{object}/import": {"post": {
             "tags": ["import"], "summary": "Import a JSON array or a CSV file (a report row per input row)",

@@ -57,7 +57,8 @@ def ensure_jobs_table(engine: sa.Engine) -> None:
 
 
 def start_job(runtime, principal: Principal, object_name: str, parsed: Parsed, *, key: str | None = None,
-              dry_run: bool = False, batch_size: int = DEFAULT_BATCH) -> str:
+              dry_run: bool = False, batch_size: int = DEFAULT_BATCH, lookups: dict[str, str] | None = None,
+              meta: dict | None = None) -> str:
     """Run an import in a background thread; returns the job id to poll."""
     ensure_jobs_table(runtime.engine)
     job_id = uuid.uuid4().hex
@@ -66,7 +67,8 @@ def start_job(runtime, principal: Principal, object_name: str, parsed: Parsed, *
         tx.conn.execute(jobs.insert().values(
             id=job_id, kind="import", object=object_name, user_id=principal.user_id, status="queued",
             total=len(parsed.rows), done=0, created_at=now, updated_at=now,
-            options={"key": key, "dry_run": dry_run, "batch_size": batch_size, "format": parsed.format},
+            options={"key": key, "dry_run": dry_run, "batch_size": batch_size, "format": parsed.format,
+                     "lookups": lookups or {}, **(meta or {})},
         ))
 
     def update(**values) -> None:
@@ -77,7 +79,8 @@ def start_job(runtime, principal: Principal, object_name: str, parsed: Parsed, *
         try:
             update(status="running")
             report = import_parsed(runtime, principal, object_name, parsed, key=key, dry_run=dry_run,
-                                   batch_size=batch_size, progress=lambda done, total: update(done=done))
+                                   batch_size=batch_size, progress=lambda done, total: update(done=done),
+                                   lookups=lookups, counts=lambda summary: update(result={"counts": summary}))
             update(status="done", done=len(parsed.rows), result=report, finished_at=utcnow())
         except CrmError as exc:
             update(status="failed", error=exc.message, result={"error": exc.to_dict()}, finished_at=utcnow())
@@ -108,6 +111,11 @@ def job_status(runtime, principal: Principal, job_id: str) -> dict:
         "created_at": row.created_at.isoformat() + "Z", "updated_at": row.updated_at.isoformat() + "Z",
         "finished_at": row.finished_at.isoformat() + "Z" if row.finished_at else None,
     }
+    if (row.options or {}).get("filename"):
+        body["filename"] = row.options["filename"]  # an import started from the web wizard
+    counts = (row.result or {}).get("summary") or (row.result or {}).get("counts") or {}
+    body["progress"]["errors"] = counts.get("error", 0)
+    body["progress"]["duplicates"] = counts.get("duplicate", 0)
     if row.status == "done":
         body["result"] = row.result
         body.update(row.result or {})

@@ -35,13 +35,36 @@ class Parsed:
 # More columns than any object can have fields (object schema: fields maxItems) is refused up front.
 MAX_COLUMNS = 1000
 
-def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding): UTF-8 (a BOM is dropped), else GB18030 (a superset of GBK)."""
+# The encodings a CSV may be read as (the web wizard offers them; `encoding=` on the API).
+ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "gb18030", "gbk", "big5", "latin-1")
+
+
+def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
+    """(text, encoding): the encoding asked for, else by its byte-order mark (UTF-8, UTF-16),
+    else UTF-8, else GB18030 (a superset of GBK)."""
+    if encoding:
+        name = encoding.strip().lower()
+        if name not in ENCODINGS:
+            raise BadRequest(f"Unknown encoding {encoding[:40]!r} (one of {', '.join(ENCODINGS)}).",
+                             code="bad_encoding", fields={"encoding": ["Not a supported encoding."]})
+        if name == "utf-8" and data.startswith(codecs.BOM_UTF8):
+            name = "utf-8-sig"
+        try:
+            return data.decode(name).lstrip("\ufeff"), name
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"The file is not {name} text (bad byte at {exc.start}).", code="bad_encoding",
+                             fields={"encoding": ["The file cannot be read in this encoding."]}) from None
     if data.startswith(codecs.BOM_UTF8):
         try:
             return data[len(codecs.BOM_UTF8):].decode("utf-8"), "utf-8-sig"
         except UnicodeDecodeError as exc:
             raise BadRequest(f"The file starts with a UTF-8 mark but is not UTF-8 (byte {exc.start + 3}).",
+                             code="bad_encoding") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"The file starts with a UTF-16 mark but is not UTF-16 (byte {exc.start}).",
                              code="bad_encoding") from None
     try:
         return data.decode("utf-8"), "utf-8"
@@ -76,6 +99,23 @@ def _json_rows(content: Any) -> Parsed:
     return Parsed(list(columns), rows, "json", options=options)
 
 
+def check_header(cells: list[str]) -> list[str]:
+    """The header's column names: none empty, none repeated, at most MAX_COLUMNS."""
+    if len(cells) > MAX_COLUMNS:
+        raise BadRequest(f"The header has {len(cells)} columns; an import takes at most {MAX_COLUMNS}.",
+                         code="too_many_columns")
+    header = [cell.strip().lstrip("\ufeff") for cell in cells]
+    if any(not name for name in header):
+        raise BadRequest(f"The header has an empty column name (column {header.index('') + 1}).",
+                         code="bad_header")
+    counts = Counter(header)  # linear: header.count() per column was quadratic
+    duplicates = sorted(name for name, count in counts.items() if count > 1)
+    if duplicates:
+        raise BadRequest(f"The header names {', '.join(duplicates)} more than once.", code="bad_header",
+                         fields={name: ["Repeated column."] for name in duplicates})
+    return header
+
+
 def _csv_rows(text: str) -> Parsed:
     sample = text[:SNIFF_BYTES]
     if len(text) > SNIFF_BYTES and "\n" in sample:
@@ -95,15 +135,7 @@ def _csv_rows(text: str) -> Parsed:
     if len(records[0]) > MAX_COLUMNS:
         raise BadRequest(f"The header has {len(records[0])} columns; an import takes at most {MAX_COLUMNS}.",
                          code="too_many_columns")
-    header = [cell.strip().lstrip("\ufeff") for cell in records[0]]
-    if any(not name for name in header):
-        raise BadRequest(f"The header has an empty column name (column {header.index('') + 1}).",
-                         code="bad_header")
-    counts = Counter(header)  # linear: header.count() per column was quadratic
-    duplicates = sorted(name for name, count in counts.items() if count > 1)
-    if duplicates:
-        raise BadRequest(f"The header names {', '.join(duplicates)} more than once.", code="bad_header",
-                         fields={name: ["Repeated column."] for name in duplicates})
+    header = check_header(records[0])
     rows: list[tuple[int, dict | CrmError]] = []
     number = 0
     for cells in records[1:]:
@@ -118,13 +150,21 @@ def _csv_rows(text: str) -> Parsed:
     return Parsed(header, rows, "csv")
 
 
-def parse(data: bytes | str | list | dict, fmt: str | None = None) -> Parsed:
-    """A file's rows; raises BadRequest (nothing imported) for a file-level problem."""
+def parse(data: bytes | str | list | dict, fmt: str | None = None, encoding: str | None = None) -> Parsed:
+    """A file's rows; raises BadRequest (nothing imported) for a file-level problem.
+    An .xlsx workbook (a zip: its first sheet, the first row the header) is recognised by its
+    content or fmt="xlsx"; `encoding` forces a CSV's encoding instead of detecting it."""
     if isinstance(data, (list, dict)):
         return _json_rows(data)
-    encoding = None
+    from .xlsx import is_xlsx, xlsx_rows  # it builds on this module's Parsed and check_header
+
+    if fmt == "xlsx" or (fmt is None and isinstance(data, bytes) and is_xlsx(data)):
+        if not isinstance(data, bytes):
+            raise BadRequest("An .xlsx workbook must be sent as bytes.", code="bad_file")
+        return xlsx_rows(data)
+    decoded = None
     if isinstance(data, bytes):
-        text, encoding = decode(data)
+        text, decoded = decode(data, encoding)
     else:
         text = data.lstrip("\ufeff")
     if fmt is None:
@@ -137,9 +177,42 @@ def parse(data: bytes | str | list | dict, fmt: str | None = None) -> Parsed:
     elif fmt == "csv":
         parsed = _csv_rows(text)
     else:
-        raise BadRequest(f"Unknown import format {fmt!r} (csv or json).", code="bad_format")
-    parsed.encoding = encoding
+        raise BadRequest(f"Unknown import format {fmt!r} (csv, xlsx or json).", code="bad_format")
+    parsed.encoding = decoded
     return parsed
+
+
+def apply_mapping(parsed: Parsed, mapping: dict[str, str] | None) -> Parsed:
+    """The rows with their columns renamed to fields: {column: field}, a column mapped to ""
+    (or None) is ignored, a column not named keeps its name. Two columns onto one field are
+    refused (which value would win?)."""
+    if not mapping:
+        return parsed
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, str))
+                                                for k, v in mapping.items()):
+        raise BadRequest("mapping is an object of column name to field name (\"\" ignores the column).",
+                         code="bad_mapping", fields={"mapping": ["Not an object of strings."]})
+    unknown = [c for c in mapping if c not in parsed.columns]
+    if unknown:
+        raise BadRequest(f"The mapping names column(s) the file does not have: {', '.join(unknown[:10])}.",
+                         code="bad_mapping", fields={f"mapping.{c}": ["Not a column of the file."] for c in unknown})
+    target = {c: (mapping[c] or "").strip() if c in mapping else c for c in parsed.columns}
+    seen: dict[str, str] = {}
+    twice = {}
+    for column, name in target.items():
+        if name and name in seen:
+            twice[f"mapping.{column}"] = [f"Column {seen[name]!r} is mapped to {name} already."]
+        elif name:
+            seen[name] = column
+    if twice:
+        raise BadRequest("Two columns are mapped to the same field.", code="bad_mapping", fields=twice)
+    columns = [target[c] for c in parsed.columns if target[c]]
+    rows: list[tuple[int, dict | CrmError]] = []
+    for number, data in parsed.rows:
+        if isinstance(data, dict):
+            data = {target[c]: v for c, v in data.items() if target.get(c)}
+        rows.append((number, data))
+    return Parsed(columns, rows, parsed.format, parsed.encoding, parsed.options)
 
 
 def check_columns(service: RecordService, obj, columns: list[str], key: str | None) -> None:

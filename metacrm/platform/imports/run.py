@@ -22,7 +22,8 @@ from ..errors import CrmError, Forbidden, NotFound, OutOfRange, StaleVersion
 from ..records import RecordService
 from ..security import Principal
 from ..storage import compared, compared_value
-from .parsing import Parsed, check_columns, parse
+from .lookups import check_lookups, resolve_lookups
+from .parsing import Parsed, apply_mapping, check_columns, parse
 
 DEFAULT_BATCH = 1000
 MAX_BATCH = 10000
@@ -235,10 +236,15 @@ def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | No
 
 def import_parsed(runtime, principal: Principal, object_name: str, parsed: Parsed, *, key: str | None = None,
                   dry_run: bool = False, batch_size: int = DEFAULT_BATCH,
-                  progress: Callable[[int, int], Any] | None = None) -> dict:
-    """Import checked rows; returns {"summary": {...}, "rows": [...]}."""
+                  progress: Callable[[int, int], Any] | None = None, lookups: dict[str, str] | None = None,
+                  counts: Callable[[dict], Any] | None = None) -> dict:
+    """Import checked rows; returns {"summary": {...}, "rows": [...]}.
+
+    `lookups` ({lookup field: target field}) matches those columns by name or unique key
+    (imports/lookups.py); `counts(summary so far)` is called after each batch (job progress)."""
     service = RecordService(runtime, principal, source="import")
     obj = prepare(service, object_name, parsed, key)
+    parsed = resolve_lookups(service, obj, parsed, lookups)
     batch_size = max(1, min(int(batch_size or DEFAULT_BATCH), MAX_BATCH))
     state = _State(DuplicateFinder(runtime, service.compiled, obj.name))
     entries: list[dict] = []
@@ -252,11 +258,18 @@ def import_parsed(runtime, principal: Principal, object_name: str, parsed: Parse
             _refresh_statistics(runtime, service.table(obj.name), state)
         if progress:
             progress(len(entries), total)
+        if counts:
+            counts(_summary(entries))
+    summary = _summary(entries)
+    summary.update(total=total, dry_run=dry_run)
+    return {"summary": summary, "rows": entries}
+
+
+def _summary(entries: list[dict]) -> dict:
     summary = {status: 0 for status in STATUSES}
     for entry in entries:
         summary[entry["status"]] += 1
-    summary.update(total=total, dry_run=dry_run)
-    return {"summary": summary, "rows": entries}
+    return summary
 
 
 def _refresh_statistics(runtime, table: sa.Table, state: _State) -> None:
@@ -278,21 +291,27 @@ def _refresh_statistics(runtime, table: sa.Table, state: _State) -> None:
             state.analyzed_at = created
 
 
-def prepare(service: RecordService, object_name: str, parsed: Parsed, key: str | None):
-    """The object, once the caller may create its records and the columns are right."""
+def prepare(service: RecordService, object_name: str, parsed: Parsed, key: str | None,
+            lookups: dict[str, str] | None = None):
+    """The object, once the caller may create its records and the columns (and the lookups'
+    match fields) are right."""
     obj = service.obj(object_name)
     if not service.access.can(obj.name, "create"):
         if not service.access.can(obj.name, "read"):
             raise NotFound(f"Unknown object {obj.name!r}.", code="unknown_object")
         raise Forbidden(f"You may not create {obj.name} records.")
     check_columns(service, obj, parsed.columns, key)
+    wanted = {f: by for f, by in (lookups or {}).items() if by and by != "id"}
+    if wanted:
+        check_lookups(service, obj, wanted)
     return obj
 
 
 def run_import(runtime, principal: Principal, object_name: str, data: bytes | str | list, *, key: str | None = None,
                dry_run: bool = False, batch_size: int = DEFAULT_BATCH, fmt: str | None = None,
-               progress: Callable[[int, int], Any] | None = None) -> dict:
+               progress: Callable[[int, int], Any] | None = None, lookups: dict[str, str] | None = None,
+               mapping: dict[str, str] | None = None, encoding: str | None = None) -> dict:
     """Parse and import a file in one call (the CLI and tests)."""
-    parsed = parse(data, fmt)
+    parsed = apply_mapping(parse(data, fmt, encoding), mapping)
     return import_parsed(runtime, principal, object_name, parsed, key=key, dry_run=dry_run,
-                         batch_size=batch_size, progress=progress)
+                         batch_size=batch_size, progress=progress, lookups=lookups)

@@ -54,6 +54,9 @@ def register(runtime) -> None:
     runtime.hooks.register("after_save", extend_protection, name="pools.protection", order=30)
     if not any(name == "pool_recycle" for name, _ in runtime.sweeps):
         runtime.sweeps.append(("pool_recycle", recycle_sweep))
+    from .assignment_rules import directory_issues
+
+    runtime.extensions.setdefault("apply_checks", {})["pools.assignment_directory"] = directory_issues
     runtime.features.add(FEATURE)
 
 

@@ -67,8 +67,10 @@ from . import (  # noqa: F401  (pages)
     dashboard,
     export_views,
     form_views,
+    kanban,
     list_views,
     record_views,
+    saved_views,
 )
 
 

@@ -93,6 +93,9 @@ class NoteText:
         for id_name in ("id", "survivor"):
             if values.get(id_name) and values.get("object"):
                 self.names.want(values["object"], values[id_name])
+        if values.get("ids") and values.get("object"):  # a merge: "merged contact <id>, <id>"
+            for record_id in values["ids"].split(", "):
+                self.names.want(values["object"], record_id)
 
     def text(self, note: str | None, action: str | None = None) -> str | None:
         if not note:
@@ -133,6 +136,11 @@ class NoteText:
         for id_name in ("id", "survivor"):
             if values.get(id_name) and values.get("object"):
                 out[id_name] = self.names.name(values["object"], values[id_name]) or t("history.a_record")
+        if values.get("ids") and values.get("object"):
+            ids = values["ids"].split(", ")
+            named = [n for n in (self.names.name(values["object"], i) for i in ids) if n]
+            gone = len(ids) - len(named)  # merged records are in the recycle bin: named only while readable
+            out["ids"] = ", ".join(named + ([t("history.records_binned", count=gone)] if gone else []))
         return out
 
     def _recycle_reason(self, note: str) -> str:

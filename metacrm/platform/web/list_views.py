@@ -167,7 +167,21 @@ def _list_page(object_name: str, deleted: bool):
     layout = forms.layout_for(service, obj, record_type)
     visible = _visible_fields(service, obj)
     locale = current_locale()
+    view, bar = None, None
+    if not deleted:  # saved views (saved_views.py); a kanban view renders its board (kanban.py)
+        from . import kanban, saved_views
+
+        view, views = saved_views.pick(service, obj)
+        bar = saved_views.switcher(service, obj, view, views)
+        if view is not None and view.get("mode") == "kanban":
+            return kanban.board_page(service, obj, view, bar)
     flt, controls, extra = build_filter(service, obj, layout, args)
+    filters_active = bool(flt)  # the controls' own filter (a view's is not one of them)
+    if view is not None:
+        flt = saved_views.combine(view.get("filter"), flt)
+        layout.list_columns = [n for n in view.get("columns") or layout.list_columns if n in visible] \
+            or layout.list_columns
+        layout.sort = saved_views.usable_sort(view.get("sort"), visible) or layout.sort
     if record_type is not None:
         flt = {"all": [flt, {"record_type": record_type}]} if flt else {"record_type": record_type}
     sort = _sort(args, layout, visible, deleted)
@@ -231,16 +245,17 @@ def _list_page(object_name: str, deleted: bool):
         "list.html", obj=obj, obj_label=obj.display_label(locale, plural=True), headers=headers, rows=rows,
         controls=controls, extra=extra, q=args.get("q", ""), sort=sort, newer=newer, older=older,
         deleted=deleted, can_create=service.access.can(obj.name, "create") and not deleted,
-        filters_active=bool(flt), clear_url=url_for(request.endpoint, object_name=obj.name),
+        filters_active=filters_active, clear_url=url_for(request.endpoint, object_name=obj.name),
         record_types=obj.record_types,
-        export_url=None if deleted else _export_url(service, obj.name),
+        export_url=None if deleted else _export_url(service, obj.name), bar=bar, view=view,
+        export_xlsx_url=None if deleted else _export_url(service, obj.name, "xlsx"),
     )
 
 
-def _export_url(service: RecordService, object_name: str) -> str | None:
+def _export_url(service: RecordService, object_name: str, fmt: str | None = None) -> str | None:
     from .export_views import export_url  # imports this module
 
-    return export_url(service, object_name)
+    return export_url(service, object_name, fmt)
 
 
 def _args_without(names: tuple[str, ...], **values: Any) -> dict:

@@ -212,3 +212,34 @@
     });
   }
 })();
+
+// Import job progress (imports/templates/imports/job.html): poll GET /api/v1/jobs/<id> each
+// second, move the bar and the counts, reload the page once the job has finished. Without JS
+// the page has a plain refresh link.
+(function () {
+  var box = document.getElementById("import-progress");
+  if (!box || ["done", "failed"].indexOf(box.getAttribute("data-status")) >= 0) { return; }
+  var bar = document.getElementById("import-bar");
+  var counts = document.getElementById("import-counts");
+  var errors = document.getElementById("import-errors");
+  var number = new Intl.NumberFormat(document.documentElement.lang || "en");
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (_, k) { return number.format(values[k] || 0); });
+  }
+  function poll() {
+    fetch(box.getAttribute("data-job-url"), {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (job) {
+        if (!job) { return; }
+        var p = job.progress || {};
+        bar.max = Math.max(p.total || 0, 1);
+        bar.value = p.total ? p.done : 1;
+        counts.textContent = fill(box.getAttribute("data-counts"), {done: p.done, total: p.total});
+        errors.textContent = fill(box.getAttribute("data-errors"), {errors: p.errors});
+        if (job.status === "done" || job.status === "failed") { window.location.reload(); return; }
+        window.setTimeout(poll, 1000);
+      })
+      .catch(function () { window.setTimeout(poll, 3000); });
+  }
+  window.setTimeout(poll, 500);
+})();
