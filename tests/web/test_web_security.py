@@ -114,6 +114,8 @@ def url_for_rule(rule, ids: dict) -> str:
         values["name"] = "sales_rep"
     if rule.endpoint == "web.switch_app":
         values["name"] = "sales"
+    if rule.endpoint.startswith("web.report_"):
+        values["name"] = "leads_by_source_and_status"
     if rule.endpoint == "web.duplicate_rule_groups":
         values["rule_name"] = "lead_same_company_or_contact"
     if rule.endpoint == "web.pool_record":  # a record waiting in the pool
