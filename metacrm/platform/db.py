@@ -228,9 +228,8 @@ def ensure_system_tables(engine: sa.Engine) -> list[str]:
     missing = [t for t in system_metadata.sorted_tables if t.name not in present]
     if not missing:
         return []
-    with boot_lock(engine):
-        with engine.begin() as conn:
-            system_metadata.create_all(conn, tables=missing, checkfirst=True)
+    with boot_lock(engine), engine.begin() as conn:
+        system_metadata.create_all(conn, tables=missing, checkfirst=True)
     return [t.name for t in missing]
 
 

@@ -9,7 +9,6 @@ from .. import notifications
 from ..errors import NotFound
 from ..features import Routes
 from ..web import display
-from ..web.history_notes import NoteText
 from ..web.core import (
     NavEntry,
     current_principal,
@@ -19,6 +18,7 @@ from ..web.core import (
     render_page,
     runtime,
 )
+from ..web.history_notes import NoteText
 from ..web.i18n import t
 
 routes = Routes()
