@@ -101,6 +101,7 @@ def test_an_admin_hides_a_field_for_reps_in_the_grid(session_for, server):  # no
         admin.use_locale(locale)
         page = admin.page
         admin.go("/admin/roles/sales_rep")
+        page.wait_for_load_state("networkidle")  # under load a click could race the page's own settling
         page.click("#fields-lead")
         page.wait_for_url(re.compile(r"/admin/roles/sales_rep/fields/lead$"))
         page.check(f"#fa-{field}-hidden")
