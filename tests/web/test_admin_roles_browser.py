@@ -102,20 +102,22 @@ def test_an_admin_hides_a_field_for_reps_in_the_grid(session_for, server):  # no
         page = admin.page
         admin.go("/admin/roles/sales_rep")
         page.wait_for_load_state("networkidle")  # under load a click could race the page's own settling
-        page.click("#fields-lead")
+        page.click("#fields-lead", timeout=45_000)
         page.wait_for_url(re.compile(r"/admin/roles/sales_rep/fields/lead$"))
         page.check(f"#fa-{field}-hidden")
         _page_fits(page, viewport)
         page.locator(f"tr[data-field={field}]").scroll_into_view_if_needed()
         admin.shot(f"roles-fields-{locale}-{tag}.png")
-        page.click("#review")
+        # a dry-run apply and its diff: the server runs in this test process's thread, which earlier
+        # tests in a full run leave busy, so allow it more than the default 10 s
+        page.click("#review", timeout=45_000)
         diff = page.locator("#meta-diff")
         assert "role/sales_rep" in diff.inner_text() and f'"{field}": "hidden"' in diff.inner_text()
         assert page.locator(f"#fa-{field}-hidden").is_checked()  # the choice is kept
         _page_fits(page, viewport)
         admin.shot(f"roles-fields-diff-{locale}-{tag}.png")
-        page.get_by_role("button", name=WORDS[locale]["apply"]).click()
-        page.wait_for_url(re.compile(r"/admin/roles/sales_rep/fields/lead$"))
+        page.get_by_role("button", name=WORDS[locale]["apply"]).click(timeout=45_000)
+        page.wait_for_url(re.compile(r"/admin/roles/sales_rep/fields/lead$"), timeout=45_000)
         assert WORDS[locale]["applied"] in page.inner_text(".notice")
         assert page.locator(f"#fa-{field}-hidden").is_checked()
 
