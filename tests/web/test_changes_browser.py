@@ -64,10 +64,10 @@ def test_find_who_removed_a_field_and_revert_it(session_for, server, remover, lo
     ada.go(f"/admin/metadata/object/{name}")
     without = {**doc, "fields": doc["fields"][:1]}
     ada.page.fill("#document", json.dumps(without, indent=2, ensure_ascii=False))
-    ada.page.click("#preview")
+    ada.page.click("#preview", timeout=45_000)  # metadata applies: the in-process test server can be slow in a full run
     ada.page.wait_for_selector("#meta-diff")
-    ada.page.click("#apply")
-    ada.page.wait_for_url(re.compile(rf"/admin/metadata/object/{name}$"))
+    ada.page.click("#apply", timeout=45_000)
+    ada.page.wait_for_url(re.compile(rf"/admin/metadata/object/{name}$"), timeout=45_000)
     assert "colour" not in runtime.registry().object(name).fields
 
     # The admin (in their language) finds who did it from the object's page.
@@ -89,13 +89,13 @@ def test_find_who_removed_a_field_and_revert_it(session_for, server, remover, lo
     assert words["removed"] in entry and "colour" in entry and "Ada Admin" in s.page.inner_text("#change-who")
     s.shot(f"changes-entry-{locale}-{viewport['width']}.png")
 
-    s.page.locator(".revert-doc").first.click()
-    s.page.wait_for_url(re.compile(r"/revert\?document="))
+    s.page.locator(".revert-doc").first.click(timeout=45_000)
+    s.page.wait_for_url(re.compile(r"/revert\?document="), timeout=45_000)
     preview = s.page.inner_text("body")
     assert words["revert"] in preview and f"{words['restored']} rec_{name}.colour" in preview
     s.shot(f"changes-revert-{locale}-{viewport['width']}.png")
-    s.page.click("#apply-revert")
-    s.page.wait_for_url(re.compile(r"/admin/changes/\d+$"))
+    s.page.click("#apply-revert", timeout=45_000)
+    s.page.wait_for_url(re.compile(r"/admin/changes/\d+$"), timeout=45_000)
     assert words["done"] in s.page.inner_text("body")
     s.shot(f"changes-reverted-{locale}-{viewport['width']}.png")
     runtime.compiled(force=True)
