@@ -111,7 +111,7 @@ def _objects() -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda p: p[1].casefold())
 
 
-def _choices(object_name: str) -> dict[str, Any]:
+def _choices(object_name: str, chosen: list[str] | None = None) -> dict[str, Any]:
     """The inputs the form may have (the object's fields a visitor may type), and stamp choices."""
     registry = current_service().registry
     locale = current_locale()
@@ -120,6 +120,8 @@ def _choices(object_name: str) -> dict[str, Any]:
     obj = registry.object(object_name)
     field_rows = [{"name": f.name, "label": f.display_label(locale), "required_by_object": f.required}
                   for f in obj.fields.values() if form_field_problem(f) is None and f.name != "source"]
+    order = {name: index for index, name in enumerate(chosen or [])}  # the form's own order first
+    field_rows.sort(key=lambda row: order.get(row["name"], len(order)))
     source = obj.fields.get("source")
     sources = [(str(o["value"]), label_text(o.get("label"), locale, str(o["value"]))) for o in source.options] \
         if source is not None and source.type == "picklist" else []
@@ -241,7 +243,7 @@ def _place(issues: list[dict], name: str) -> tuple[dict[str, str], list[dict]]:
 
 def _editor(values: dict, creating: bool, live: dict | None, status: int = 200, **extra):
     return render_page("webforms/admin_edit.html", status, values=values, creating=creating, live=live,
-                       objects=_objects(), **_choices(values.get("object") or ""),
+                       objects=_objects(), **_choices(values.get("object") or "", values.get("fields")),
                        errors=extra.pop("errors", {}), issues=extra.pop("issues", []),
                        versions=extra.pop("versions", None) or versions_of([(KIND, values.get("name") or "-")]),
                        **extra)
