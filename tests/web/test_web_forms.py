@@ -199,3 +199,35 @@ def test_apply_refuses_fields_a_visitor_cannot_type(runtime):
     paths = {issue.as_dict()["path"] if hasattr(issue, "as_dict") else issue["path"] for issue in caught.value.issues}
     assert {"/fields/1/field", "/fields/2/field", "/fields/3/field", "/stamp/source"} <= paths, paths
     assert runtime.compiled().registry.get("web_form", "sneaky") is None
+
+
+def test_an_untouched_form_saves_no_change(admin_client):
+    raw = admin_client.get(f"/admin/web-forms/{FORM}/edit").text
+    page = html.unescape(raw)
+    fields = re.findall(r'name="fields" value="([a-z_]+)" id="use-[a-z_]+"[^>]*checked', page)
+    assert fields[:3] == ["company", "contact_name", "email"]
+    required = re.findall(r'name="required" value="([a-z_]+)" id="req-[a-z_]+"[^>]*checked', page)
+    data = {"label_en": "Talk to our sales team", "label_zh": "联系我们的销售团队", "fields": fields,
+            "required": required, "stamp_source": "web", "active": "on", "_action": "preview",
+            "intro_en": re.search(r'id="w-intro_en" name="intro_en" value="([^"]*)"', page).group(1),
+            "intro_zh": re.search(r'id="w-intro_zh" name="intro_zh" value="([^"]*)"', page).group(1),
+            "thanks_en": re.search(r'id="w-thanks_en" name="thanks_en" value="([^"]*)"', page).group(1),
+            "thanks_zh": re.search(r'id="w-thanks_zh" name="thanks_zh" value="([^"]*)"', page).group(1),
+            "versions": html.unescape(re.search(r'name="versions" value="([^"]*)"', raw).group(1))}
+    preview = post(admin_client, f"/admin/web-forms/{FORM}/edit", data)
+    assert preview.status_code == 200, preview.text
+    assert 'id="apply"' not in preview.text
+
+
+def test_api_lists_forms_and_submissions_for_admins(anon, client, admin_headers, runtime):
+    from tests.conftest import make_user
+
+    anon.post(f"/f/{FORM}", data=fill(anon, company="Api Co"))
+    forms = client.get("/api/v1/web_forms", headers=admin_headers).get_json()["data"]
+    [entry] = [f for f in forms if f["name"] == FORM]
+    assert entry["submissions"] == 1 and entry["url"].endswith(f"/f/{FORM}") and entry["last_submission_at"]
+    subs = client.get(f"/api/v1/web_forms/{FORM}/submissions", headers=admin_headers).get_json()["data"]
+    assert subs[0]["outcome"] == "created" and subs[0]["object"] == "lead" and subs[0]["id"]
+    rep = make_user(runtime, client, "api_rep", ["sales_rep"])
+    assert client.get("/api/v1/web_forms", headers=rep.headers).status_code == 403
+    assert client.get("/api/v1/web_forms/nope/submissions", headers=admin_headers).status_code == 404
