@@ -150,6 +150,8 @@ def test_admin_lists_forms_and_submissions_with_links(anon, system, admin_client
     detail = html.unescape(admin_client.get(f"/admin/web-forms/{FORM}/submissions").text)
     assert f"/records/lead/{lead['id']}" in detail and "Listed Co" in detail and "<iframe" in detail
     assert "New record" in detail
+    assert 'href="/admin/web-forms"' in admin_client.get("/").text  # in the admin navigation
+    assert 'href="/admin/web-forms"' not in rep_client.get("/").text
     assert rep_client.get("/admin/web-forms").status_code == 403
     assert rep_client.get(f"/admin/web-forms/{FORM}/submissions").status_code == 403
 
