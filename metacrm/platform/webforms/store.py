@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import datetime
-
 import sqlalchemy as sa
 
 from .. import db
@@ -99,7 +97,3 @@ def recent(engine: sa.Engine, form: str, limit: int = 100) -> list[dict]:
         rows = conn.execute(sa.select(s).where(s.c.form == form, s.c.outcome.in_(("created", "duplicate")))
                             .order_by(s.c.created_at.desc(), s.c.id.desc()).limit(limit)).all()
     return [dict(row._mapping) for row in rows]
-
-
-def created_at(row: dict) -> datetime:
-    return row["created_at"]
