@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+
 import sqlalchemy as sa
 
 from .. import db
