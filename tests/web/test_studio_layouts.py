@@ -235,3 +235,13 @@ def test_a_new_layout_for_a_role_and_record_type(admin_client, runtime):
     assert again.status_code == 400 and "A layout with this name exists already." in text(again)
     listing = text(admin_client.get("/admin/layouts"))
     assert "Finance view" in listing
+
+
+def test_a_required_field_taken_off_the_layout_is_warned_about(admin_client, runtime):
+    form = designer_form(admin_client.get("/admin/layouts/lead_default"))
+    assert 'id="unplaced-required"' not in admin_client.get("/admin/layouts/lead_default").get_data(as_text=True)
+    page = post(admin_client, "/admin/layouts/lead_default", {**form, "_op": "f.remove:company"})
+    body = text(page)
+    assert page.status_code == 200 and "Required, yet not on the layout: Company." in body
+    assert 'id="item-company"' in body.split('id="palette-list"')[1]  # back in the palette
+    assert 'id="f-to-company" aria-label="Move Company to the chosen place" autofocus' in body

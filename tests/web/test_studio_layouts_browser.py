@@ -38,6 +38,11 @@ def test_an_admin_designs_two_sections_and_a_rep_sees_them(session_for, server):
         assert page.locator("tr[data-layout=lead_reps]").count() == 1
         _page_fits(page, viewport)
         admin.shot(f"layouts-list-{locale}-{tag}.png")
+        page.click("#new-lead")
+        page.wait_for_url(re.compile(r"/admin/layouts/new/lead$"))
+        page.check("#n-role-sales_rep")
+        _page_fits(page, viewport)
+        admin.shot(f"layouts-new-{locale}-{tag}.png")
         admin.go("/admin/layouts/lead_reps")
         page.wait_for_load_state("networkidle")
         assert page.locator(".ld-section").count() == 1
@@ -56,6 +61,8 @@ def test_an_admin_designs_two_sections_and_a_rep_sees_them(session_for, server):
         page.mouse.up()
         assert page.locator("#sec-1-fields").input_value() == "status"
         assert "status" not in page.locator("#sec-0-fields").input_value().split(",")
+        # the preview follows the drop (redrawn from the server, nothing saved)
+        page.locator("#ld-preview section.card").nth(1).locator("[data-field=status]").wait_for(timeout=45_000)
         # the keyboard fallback: choose the section, then press Move (a form post)
         page.focus("#dest-phone")
         page.select_option("#dest-phone", "1")

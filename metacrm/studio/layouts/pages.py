@@ -85,7 +85,7 @@ def studio_layout_list():
                           "href": url_for("web.studio_layout_designer", name=doc["name"])})
         groups.append({"name": name, "label": obj.display_label(locale), "layouts": items,
                        "has_types": bool(obj.record_types),
-                       "new": url_for("web.studio_layout_new", object_name=name)})
+                       "new": url_for("web.studio_layout_new", of_object=name)})
     return render_page("studio_layouts/list.html", groups=groups)
 
 
@@ -102,10 +102,11 @@ def _new_context(obj, values: dict, **extra: Any) -> dict:
                 errors=extra.pop("errors", {}), issues=extra.pop("issues", []), **extra)
 
 
-@routes.page("/admin/layouts/new/<object_name>", methods=("GET", "POST"))
-def studio_layout_new(object_name: str):
+@routes.page("/admin/layouts/new/<of_object>", methods=("GET", "POST"))
+def studio_layout_new(of_object: str):
+    """(`of_object`, not `object_name`: the navigation would take this page for the object's list.)"""
     _require_admin()
-    obj = _object(object_name)
+    obj = _object(of_object)
     registry = current_service().registry
     if request.method == "GET":
         first = registry.layouts(obj.name)
@@ -250,6 +251,10 @@ def _designer_context(live: dict | None, draft: drafts.Draft, **extra: Any) -> d
         columns_palette = [{"name": n, "label": _field_label(obj, n)} for n in allowed
                            if n not in draft.list_columns and obj.all_fields[n].type != "password"]
     roles = sorted(((n, _role_label(n)) for n in registry.roles), key=lambda pair: pair[1].casefold())
+    # required fields a form with this layout would not offer (a new record could not be saved)
+    unplaced_required = [f.display_label(locale) for n, f in obj.fields.items()
+                         if f.required and f.default is None and not f.read_only and n not in placed
+                         and f.type not in ("formula", "rollup", "autonumber")]
     width = request.form.get("preview_width", "desktop") if request.method == "POST" else "desktop"
     return dict(obj=obj, obj_label=obj.display_label(locale), draft=draft, live=live, sections=sections,
                 palette=palette, related=related, related_palette=related_palette,
@@ -258,6 +263,7 @@ def _designer_context(live: dict | None, draft: drafts.Draft, **extra: Any) -> d
                 types=[(n, _type_label(obj, n)) for n in obj.record_types or []],
                 width=width if width in WIDTHS else "desktop", preview=_preview(obj, draft),
                 layout_label=_doc_label(live or {}, obj) if live else draft.name,
+                unplaced_required=unplaced_required,
                 errors=errors, issues=extra.pop("issues", []),
                 versions=extra.pop("versions", None) or versions_of([("layout", draft.name)]), **extra)
 

@@ -1,8 +1,8 @@
 /* The layout designer (metacrm/studio/layouts): drag an item (a field, a related list, a list
    column) between the lists of its kind; each placed list's hidden input is rewritten in the
    new order, so "Review changes" posts what the page shows. Every button still posts the form
-   (the keyboard and no-script path, done by the server); only the preview width switches here
-   without a round trip. */
+   (the keyboard and no-script path, done by the server); the preview width switches here
+   without a round trip, and the preview is redrawn after a drop or a changed section title. */
 (function () {
   "use strict";
   var form = document.getElementById("layout-form");
@@ -18,9 +18,40 @@
         input.value = Array.prototype.map.call(items, function (item) { return item.dataset.name; }).join(",");
       }
     });
-    var stale = document.getElementById("preview-stale");
-    if (stale) stale.hidden = false;
+    refresh();
   }
+
+  // The preview follows the page: the form is posted as "Refresh" would post it (nothing is
+  // saved) and the preview of the answer replaces this one; if that fails, a note says so.
+  var timer = null;
+  function refresh() {
+    clearTimeout(timer);
+    timer = setTimeout(function () {
+      var data = new FormData(form);
+      data.set("_op", "w.refresh");
+      var stale = document.getElementById("preview-stale");
+      fetch(form.action, {method: "POST", body: data, credentials: "same-origin"})
+        .then(function (response) {
+          if (!response.ok) throw new Error(String(response.status));
+          return response.text();
+        })
+        .then(function (text) {
+          var fresh = new DOMParser().parseFromString(text, "text/html");
+          var body = fresh.getElementById("ld-preview");
+          var note = fresh.getElementById("preview-note");
+          var mine = document.getElementById("ld-preview");
+          if (!body || !mine) throw new Error("no preview");
+          mine.innerHTML = body.innerHTML;
+          if (note) document.getElementById("preview-note").textContent = note.textContent;
+          if (stale) stale.hidden = true;
+        })
+        .catch(function () { if (stale) stale.hidden = false; });
+    }, 250);
+  }
+  form.addEventListener("change", function (event) {
+    var name = event.target.name || "";
+    if (/^sec\.\d+\.(label_en|label_zh|columns)$/.test(name)) refresh();
+  });
 
   function after(list, y) {
     var items = Array.prototype.filter.call(list.querySelectorAll(".ld-item"), function (i) { return i !== dragged; });
