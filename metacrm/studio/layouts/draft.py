@@ -278,12 +278,15 @@ def to_document(draft: Draft, live: dict | None, registry, obj: ObjectDef) -> di
     else:
         doc.pop("applies_to", None)
     sections = []
-    for sec in draft.sections:
+    old_sections = (live or {}).get("sections") or []
+    for index, sec in enumerate(draft.sections):
         out: dict[str, Any] = {}
         label = labels(sec.label_en, sec.label_zh)
         if label is not None:
             out["label"] = label
-        out["columns"] = sec.columns
+        unwritten = index < len(old_sections) and "columns" not in old_sections[index]
+        if not (unwritten and sec.columns == 1):  # an unwritten 1 (the default) stays unwritten
+            out["columns"] = sec.columns
         out["fields"] = list(sec.fields)
         sections.append(out)
     doc["sections"] = sections
