@@ -35,6 +35,7 @@ FEATURES = (
     "metacrm.workflow",
     "metacrm.approval",
     "metacrm.plugins",
+    "metacrm.studio.rules",
 )
 
 
