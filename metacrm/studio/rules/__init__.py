@@ -20,7 +20,7 @@ from .routes import routes
 
 HERE = Path(__file__).resolve().parent
 FEATURE = Feature("studio_rules", pages=routes, nav=index.NAV, templates=HERE / "templates",
-                  messages=HERE / "messages")
+                  messages=HERE / "messages", on_app=index.on_app)
 
 
 def register(runtime) -> None:

@@ -6,7 +6,7 @@ from flask import url_for
 
 from ...metadata.model import label_text
 from ...platform.web.admin import _require_admin
-from ...platform.web.core import NavEntry, current_service, render_page
+from ...platform.web.core import NavEntry, current_access, current_service, render_page
 from ...platform.web.i18n import current_locale, t
 from .routes import page
 
@@ -41,3 +41,17 @@ def studio_rules():
 
 NAV = (NavEntry("admin_rules", "nav.admin_rules", "web.studio_rules", section="admin", order=17,
                 visible=lambda access: access.has_permission("metadata.apply")),)
+
+
+EDIT_ENDPOINTS = {"pool": "web.studio_pool_edit", "dedup_rule": "web.studio_dedup_edit"}
+
+
+def edit_url(kind: str, name: str) -> str | None:
+    """Templates' `studio_edit_url(kind, name)`: the form of a pool or duplicate rule, for admins."""
+    if kind not in EDIT_ENDPOINTS or not current_access().has_permission("metadata.apply"):
+        return None
+    return url_for(EDIT_ENDPOINTS[kind], name=name)
+
+
+def on_app(app) -> None:
+    app.jinja_env.globals["studio_edit_url"] = edit_url
