@@ -252,3 +252,17 @@ def test_editing_a_duplicate_rule_keeps_its_options(admin_client, runtime):
     assert applied.status_code == 303, text(applied)
     after = doc(runtime, "dedup_rule", "lead_matches_account")
     assert after == {**before, "on_create": "block"}
+
+
+def test_the_pools_and_duplicates_pages_link_to_the_forms_for_admins(admin_client, rep_client):
+    assert 'id="manage-pools"' in admin_client.get("/pools").text
+    assert 'id="manage-dedup"' in admin_client.get("/duplicates").text
+    groups = admin_client.get("/duplicates/account_same_name").text
+    assert "/admin/rules/duplicates/account_same_name" in groups
+    pool = admin_client.get("/pools/general_leads")
+    if pool.status_code == 200:  # the admin is a member of the pool
+        assert "/admin/rules/pools/general_leads" in pool.text
+    assert "Pools &amp; duplicate rules" in admin_client.get("/").text  # in the admin navigation
+    assert 'id="manage-pools"' not in rep_client.get("/pools").text
+    assert 'id="manage-dedup"' not in rep_client.get("/duplicates").text
+    assert "/admin/rules" not in rep_client.get("/").text

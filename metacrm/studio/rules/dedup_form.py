@@ -221,7 +221,7 @@ def _context(object_name: str, values: dict, live: dict | None, **extra: Any) ->
             other = registry.object(target)
             others.append((other.display_label(locale), _matchable(other)))
     return dict(
-        kind=KIND, live=live, is_new=live is None, obj=obj, obj_label=obj.display_label(locale), values=values,
+        kind=KIND, live=live, is_new=live is None, obj=obj, obj_label=obj.display_label(locale, plural=True), values=values,
         groups=groups, fields=_matchable(obj), others=others,
         objects=sorted(((n, o.display_label(locale)) for n, o in registry.objects.items() if not o.system_object
                         or n in (values.get("compare") or [])), key=lambda pair: pair[1].casefold()),

@@ -349,7 +349,7 @@ def _context(object_name: str, values: dict, live: dict | None, choices: dict, *
                         for kind, key in (("role", "roles"), ("department", "departments"), ("user", "users"))]
     activity = registry.object(ACTIVITY) if registry.has_object(ACTIVITY) else None
     return dict(
-        kind=KIND, live=live, is_new=live is None, obj=obj, obj_label=obj.display_label(locale), values=values,
+        kind=KIND, live=live, is_new=live is None, obj=obj, obj_label=obj.display_label(locale, plural=True), values=values,
         choices=choices, entry_choices=field_choices({n: f for n, f in obj.all_fields.items() if row_kind(f)}),
         qa_choices=field_choices(activity.all_fields) if activity else None,
         activity_label=activity.display_label(locale, plural=True) if activity else "",
