@@ -266,3 +266,9 @@ def test_the_pools_and_duplicates_pages_link_to_the_forms_for_admins(admin_clien
     assert 'id="manage-pools"' not in rep_client.get("/pools").text
     assert 'id="manage-dedup"' not in rep_client.get("/duplicates").text
     assert "/admin/rules" not in rep_client.get("/").text
+
+
+def test_a_new_form_without_an_object_goes_to_the_list(admin_client):
+    for url in ("/admin/rules/pools/new", "/admin/rules/duplicates/new"):
+        response = admin_client.get(url)
+        assert response.status_code == 303 and response.headers["Location"] == "/admin/rules"

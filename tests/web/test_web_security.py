@@ -118,6 +118,10 @@ def url_for_rule(rule, ids: dict) -> str:
         values["name"] = "leads_by_source_and_status"
     if rule.endpoint == "web.duplicate_rule_groups":
         values["rule_name"] = "lead_same_company_or_contact"
+    if rule.endpoint == "web.studio_pool_edit":
+        values["name"] = "general_leads"
+    if rule.endpoint == "web.studio_dedup_edit":
+        values["name"] = "lead_same_company_or_contact"
     if rule.endpoint == "web.pool_record":  # a record waiting in the pool
         values["record_id"] = ids["pooled"]
     missing = set(rule.arguments) - set(values)

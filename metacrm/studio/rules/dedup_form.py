@@ -270,8 +270,10 @@ def _handle(live: dict | None, object_name: str):
                        **_context(object_name, values, live, errors=errors, issues=issues, tested=tested, **outcome))
 
 
-def _new_object() -> str:
+def _new_object() -> str | None:
     name = (request.form.get("object") if request.method == "POST" else request.args.get("object")) or ""
+    if not name:
+        return None
     if not current_service().registry.has_object(name):
         raise NotFound(f"Unknown object {name!r}.", code="unknown_object")
     return name
@@ -280,7 +282,10 @@ def _new_object() -> str:
 @page("/admin/rules/duplicates/new", methods=("GET", "POST"))
 def studio_dedup_new():
     _require_admin()
-    return _handle(None, _new_object())
+    object_name = _new_object()
+    if object_name is None:  # the object is chosen on the list page first
+        return redirect_to("web.studio_rules")
+    return _handle(None, object_name)
 
 
 @page("/admin/rules/duplicates/<name>", methods=("GET", "POST"))

@@ -365,8 +365,10 @@ def _context(object_name: str, values: dict, live: dict | None, choices: dict, *
         **extra)
 
 
-def _new_object() -> str:
+def _new_object() -> str | None:
     name = (request.form.get("object") if request.method == "POST" else request.args.get("object")) or ""
+    if not name:
+        return None
     registry = current_service().registry
     if not registry.has_object(name):
         raise NotFound(f"Unknown object {name!r}.", code="unknown_object")
@@ -405,7 +407,10 @@ def _handle(live: dict | None, object_name: str):
 @page("/admin/rules/pools/new", methods=("GET", "POST"))
 def studio_pool_new():
     _require_admin()
-    return _handle(None, _new_object())
+    object_name = _new_object()
+    if object_name is None:  # the object is chosen on the list page first
+        return redirect_to("web.studio_rules")
+    return _handle(None, object_name)
 
 
 @page("/admin/rules/pools/<name>", methods=("GET", "POST"))
