@@ -272,3 +272,18 @@ def test_a_new_form_without_an_object_goes_to_the_list(admin_client):
     for url in ("/admin/rules/pools/new", "/admin/rules/duplicates/new"):
         response = admin_client.get(url)
         assert response.status_code == 303 and response.headers["Location"] == "/admin/rules"
+
+
+def test_a_duplicate_rule_changed_in_between_is_refused(admin_client, runtime):
+    raw = admin_client.get("/admin/rules/duplicates/account_same_name").get_data(as_text=True)
+    form = form_of(raw)
+    live = doc(runtime, "dedup_rule", "account_same_name")
+    apply_change(runtime, documents_bundle([{**live, "on_import": "warn"}]))  # someone else, in between
+    stale = post(admin_client, "/admin/rules/duplicates/account_same_name",
+                 {**form, "on_create": "warn", "_action": "apply"})
+    assert stale.status_code == 409, problems(stale)
+    assert doc(runtime, "dedup_rule", "account_same_name")["on_create"] == "block"
+    again = post(admin_client, "/admin/rules/duplicates/account_same_name",
+                 {**form_of(stale.get_data(as_text=True)), "_action": "apply"})
+    assert again.status_code == 303, problems(again)
+    assert doc(runtime, "dedup_rule", "account_same_name")["on_create"] == "warn"
