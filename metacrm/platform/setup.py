@@ -37,6 +37,7 @@ FEATURES = (
     "metacrm.approval",
     "metacrm.studio.layouts",
     "metacrm.plugins",
+    "metacrm.studio.rules",
 )
 
 
