@@ -235,10 +235,10 @@ def test_an_autonumber_pattern_with_the_next_value(admin_client, runtime):
     bad = post(admin_client, url, form)
     assert "exactly one counter" in error_beside(text(bad), "sf-format")
     preview = text(post(admin_client, url, {**form, "format": "P-{0000}"}))
-    assert "Next value: <strong>P-0001</strong>" in preview
+    assert "Next value: P-0001" in preview
     assert post(admin_client, url, {**form, "format": "P-{0000}", "_action": "apply"}).status_code == 303
     service(runtime).create("product", {"name": "Widget"})
-    assert "<strong>P-0002</strong>" in text(admin_client.get("/admin/objects/product/fields/number"))
+    assert "Next value: P-0002" in text(admin_client.get("/admin/objects/product/fields/number"))
 
 
 def test_a_rollup_with_child_function_and_a_filter_from_the_condition_rows(admin_client, runtime):

@@ -293,9 +293,30 @@ def _formula(values: dict, errors: dict, obj, doc: dict) -> None:
     _put(doc, "scale", scale if result_type in NUMERIC else None)
 
 
+# The formula engine's (Jinja2's) syntax messages, in the reader's words.
+ENGINE_MESSAGES = (
+    (re.compile(r"^unexpected 'end of template'$|^unexpected end of template.*$"), "studio.err_end", ()),
+    (re.compile(r"^unexpected char (.+) at \d+$"), "studio.err_char", ("token",)),
+    (re.compile(r"^unexpected '(.+)'$"), "studio.err_token", ("token",)),
+    (re.compile(r"^unexpected text after the expression$"), "studio.err_after", ()),
+    (re.compile(r"^expected token '(.+)', got '(.+)'$"), "studio.err_expected", ("token", "got")),
+)
+
+
+def engine_message(message: str) -> str:
+    for pattern, key, names in ENGINE_MESSAGES:
+        match = pattern.match(message)
+        if match:
+            return t(key, **dict(zip(names, match.groups(), strict=False)))
+    return message
+
+
 def describe_problem(problem: dict) -> str:
+    if problem.get("message") == "empty":
+        return t("form.required_missing")
     if problem.get("line"):
-        return t("studio.syntax_error", line=problem["line"], column=problem["column"], detail=problem["message"])
+        return t("studio.syntax_error", line=problem["line"], column=problem["column"],
+                 detail=engine_message(problem["message"]))
     return t("studio.formula_problem", detail=problem["message"])
 
 

@@ -84,7 +84,8 @@ def _context(obj, values: dict, *, live: dict | None, ftype: str, **extra: Any) 
     if ftype in ("picklist", "multipicklist"):
         options_rows.append({"value": "", "label_en": "", "label_zh": "", "color": "", "default": ""})
     ctx = dict(
-        obj=obj, obj_label=obj.display_label(locale), ftype=ftype, type_label=t(f"type.{ftype}"), live=live,
+        obj=obj, obj_label=obj.display_label(locale), ftype=ftype,
+        field_title=label_text(live.get("label"), locale, live["name"]) if live else "", type_label=t(f"type.{ftype}"), live=live,
         values=values, allowed=allowed, flags=[f for f in editor.FLAGS if f in allowed],
         options_rows=options_rows,
         targets=[(n, o.display_label(locale)) for n, o in sorted(registry.objects.items())],
@@ -305,6 +306,7 @@ def studio_formula_check(name: str):
                 str(value) if value is not None and not isinstance(value, (bool, int, str)) else value)
             answer["value"] = json_value
             answer["shown"] = display.show(fdef, json_value).text
+            answer["text"] = t("studio.preview_line", value=answer["shown"])
             if why:
                 answer["value_error"] = t("studio.formula_failed", detail=why)
     return jsonify(answer)
@@ -435,6 +437,3 @@ def studio_record_types(name: str):
     return render_page("studio/record_types.html", status, **_types_context(
         obj, rows, activities, add_related=add_related, errors=errors, issues=issues, versions=loaded, **outcome))
 
-
-def field_label(obj, fdoc: dict) -> str:
-    return label_text(fdoc.get("label"), current_locale(), fdoc.get("name", ""))

@@ -46,12 +46,13 @@
       if (preview && value("sf-sample")) {
         if (problem) preview.textContent = "";
         else if (answer.value_error) preview.textContent = answer.value_error;
-        else if ("shown" in answer) preview.textContent = preview.dataset.label + ": " + answer.shown;
+        else if ("text" in answer) preview.textContent = answer.text;
       }
     }
 
     function check() {
       var mine = ++serial;
+      if (!expr.value.trim()) { show({errors: [], message: ""}); return; }
       status.textContent = status.dataset.checking || "";
       fetch(form.dataset.checkUrl, {
         method: "POST", credentials: "same-origin",
@@ -100,7 +101,7 @@
       var text = fmt.replace("{YYYY}", pad(now.getUTCFullYear(), 4)).replace("{YY}", pad(now.getUTCFullYear() % 100, 2))
         .replace("{MM}", pad(now.getUTCMonth() + 1, 2)).replace("{DD}", pad(now.getUTCDate(), 2))
         .replace(/\{(0+)\}/, function (_, zeros) { return pad(next.dataset.counter || 1, zeros.length); });
-      next.textContent = (next.dataset.label || "") + ": " + text;
+      next.textContent = (next.dataset.template || "{value}").replace("{value}", text);
     });
   }
 
