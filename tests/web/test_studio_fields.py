@@ -301,3 +301,13 @@ def test_record_types_and_the_activity_checkbox(admin_client, runtime):
            "rt.0.label_zh": "硬件", "_action": "apply"}
     assert post(admin_client, url, off).status_code == 303
     assert "product" not in field_doc(runtime, "activity", "related_to")["target"]
+
+
+def test_archiving_a_field_other_documents_use_is_refused_and_changes_nothing(admin_client, runtime):
+    url = "/admin/objects/opportunity/fields/amount"
+    before = obj_doc(runtime, "opportunity")
+    refused = post(admin_client, url, {"versions": versions(text(admin_client.get(url))), "label_en": "Amount",
+                                       "_action": "archive_preview"})
+    page = text(refused)
+    assert refused.status_code == 400 and 'id="meta-issues"' in page and "amount" in page
+    assert obj_doc(runtime, "opportunity") == before
