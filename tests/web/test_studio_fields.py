@@ -139,6 +139,10 @@ def test_editing_a_field_labels_help_flags_and_default(admin_client, runtime):
     assert code["help"] == {"en": "As printed on the box", "zh-CN": "与包装上的一致"}
     assert code["searchable"] is True and code["indexed"] is True and code["default"] == "P-"
     assert code["max_length"] == 40
+    described = admin_client.get("/api/v1/meta/objects/product?locale=zh-CN").get_json()
+    fields = described["fields"]
+    fields = fields.values() if isinstance(fields, dict) else fields
+    assert next(f for f in fields if f["name"] == "code")["help"] == "与包装上的一致"  # the API: a string
     assert "As printed on the box" in text(admin_client.get("/records/product/new"))
     bad = post(admin_client, url, {**form, "versions": versions(text(admin_client.get(url))), "max_length": "0",
                                    "label_en": "", "label_zh": ""})

@@ -37,6 +37,9 @@ def test_an_admin_builds_a_formula_with_a_syntax_check_and_a_preview(session_for
         admin.use_locale(locale)
         page = admin.page
         admin.go("/admin/objects/lead")
+        _page_fits(page, viewport)
+        page.locator("#new-field-types").scroll_into_view_if_needed()
+        admin.shot(f"studio-object-{locale}-{tag}.png")
         page.click("#new-formula", timeout=45_000)
         page.wait_for_url(re.compile(r"/admin/objects/lead/new-field/formula$"))
         name = f"budget_x2_{short}_{tag}"
