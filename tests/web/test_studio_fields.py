@@ -98,6 +98,14 @@ def test_the_formula_check_says_where_the_syntax_is_wrong_and_previews_a_record(
     body = good.get_json()
     assert body["ok"] is True and body["value"] == "250.00" and "250" in body["shown"]
     assert admin_client.post(url, json={"expression": "1"}).status_code in (400, 403)  # no CSRF token
+    odd = admin_client.post(url, json=["amount"], headers={"X-CSRF-Token": csrf})
+    assert odd.status_code == 200 and odd.get_json()["ok"] is False  # an empty expression, not a 500
+    wrong_type = admin_client.post(url, json={"expression": "1", "result_type": "money"},
+                                   headers={"X-CSRF-Token": csrf})
+    assert wrong_type.status_code == 400
+    missing = admin_client.post(url, json={"expression": "amount", "record": "nope", "scale": {"x": 1}},
+                                headers={"X-CSRF-Token": csrf}).get_json()
+    assert missing["ok"] is True and missing["value_error"] == "That record is not available."
 
 
 def test_a_formula_field_is_refused_with_the_error_beside_it_then_created(admin_client, runtime):

@@ -297,7 +297,7 @@ def studio_formula_check(name: str):
     if record_id:
         try:
             record = current_service().get_record(name, record_id)
-        except NotFound:
+        except (NotFound, BadRequest):
             answer["value_error"] = t("studio.no_sample")
         else:
             value, why = formula.evaluate(expression, record, result_type, scale)
