@@ -93,6 +93,13 @@ def test_the_formula_check_says_where_the_syntax_is_wrong_and_previews_a_record(
     assert "line 1, column 9" in bad["errors"][0]["text"]
     unknown = admin_client.post(url, json={"expression": "amont * 2"}, headers={"X-CSRF-Token": csrf}).get_json()
     assert unknown["ok"] is False and "did you mean 'amount'" in unknown["errors"][0]["message"]
+    assert unknown["errors"][0]["text"] == ("The formula cannot be used: 'amont' is not a field of this object; "
+                                            "did you mean 'amount'?")
+    itself = admin_client.post(url, json={"expression": "doubled + 1", "field": "doubled"},
+                               headers={"X-CSRF-Token": csrf}).get_json()
+    assert "its own field 'doubled'" in itself["errors"][0]["text"]
+    through = admin_client.post(url, json={"expression": "account.name"}, headers={"X-CSRF-Token": csrf}).get_json()
+    assert through["errors"][0]["text"].endswith("a formula sees only this record's own fields")
     good = admin_client.post(url, json={"expression": "amount / 4", "result_type": "currency",
                                         "scale": "2", "record": opp["id"]}, headers={"X-CSRF-Token": csrf})
     body = good.get_json()

@@ -300,6 +300,13 @@ ENGINE_MESSAGES = (
     (re.compile(r"^unexpected '(.+)'$"), "studio.err_token", ("token",)),
     (re.compile(r"^unexpected text after the expression$"), "studio.err_after", ()),
     (re.compile(r"^expected token '(.+)', got '(.+)'$"), "studio.err_expected", ("token", "got")),
+    # validate.formula_problems: names the formula may not use
+    (re.compile(r"^formula uses '(.+)', which is not a field of \w+; did you mean '(.+)'\?$"), "studio.err_unknown_hint",
+     ("name", "hint")),
+    (re.compile(r"^formula uses '(.+)', which is not a field of \w+$"), "studio.err_unknown", ("name",)),
+    (re.compile(r"^formula uses record\.(\w+), but \w+ has no field .+$"), "studio.err_unknown", ("name",)),
+    (re.compile(r"^formula '(.+)' refers to itself$"), "studio.err_itself", ("name",)),
+    (re.compile(r"^formula reads (\S+) through a lookup: .*$"), "studio.err_lookup", ("name",)),
 )
 
 
@@ -317,7 +324,7 @@ def describe_problem(problem: dict) -> str:
     if problem.get("line"):
         return t("studio.syntax_error", line=problem["line"], column=problem["column"],
                  detail=engine_message(problem["message"]))
-    return t("studio.formula_problem", detail=problem["message"])
+    return t("studio.formula_problem", detail=engine_message(problem["message"]))
 
 
 def _rollup(values: dict, errors: dict, registry, obj, doc: dict) -> dict[int, str]:
