@@ -35,6 +35,7 @@ FEATURES = (
     "metacrm.platform.webforms",
     "metacrm.workflow",
     "metacrm.approval",
+    "metacrm.studio.fields",
     "metacrm.studio.layouts",
     "metacrm.plugins",
     "metacrm.studio.rules",
