@@ -1,0 +1,1 @@
+"""The admin studio: forms for metadata kinds, so a business admin never types JSON."""
