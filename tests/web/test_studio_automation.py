@@ -143,10 +143,10 @@ def test_every_shipped_document_comes_back_from_its_form_unchanged(admin_client,
             assert page.status_code == 200, url
             preview = send(admin_client, url, form_of(page, "approval-form" if kind == "approval_process"
                                                     else "workflow-form"), "preview")
-            assert preview.status_code == 200, (url, text(preview)[:3000])
             body = text(preview)
+            import re
+            assert preview.status_code == 200, (url, re.findall(r'class="field-error" id="([^"]+)"[^>]*>([^<]*)', body))
             if "No changes" not in body:
-                import re
                 pytest.fail(url + "\n" + "\n".join(re.findall(r'<span class="diff-[a-z]+">(.*?)</span>', body)))
 
 
@@ -284,3 +284,22 @@ def test_a_change_applied_meanwhile_is_refused_with_409(admin_client, runtime):
     stale = send(admin_client, url, fields, "apply", label_en="Renamed")
     assert stale.status_code == 409 and "changed" in text(stale).lower()
     assert doc(runtime, "workflow_rule", "stalled_opportunity")["label"]["en"] == "Stalled opportunity reminder"
+
+
+def test_what_approving_does_is_an_action_list_with_typed_values(admin_client, runtime):
+    url = "/admin/studio/approvals/new"
+    fields = form_of(admin_client.get(url + "?object=quote"), "approval-form")
+    grown = send(admin_client, url, fields, "add_on_approve", label_en="Quote sign-off")
+    assert grown.status_code == 200 and 'id="on_approve-0"' in text(grown)
+    fields = form_of(grown, "approval-form")
+    bad = send(admin_client, url, fields, "apply", **{"on_approve0.kind": "update_field",
+                                                      "on_approve0.field": "approval_status",
+                                                      "on_approve0.value": "bogus"})
+    assert bad.status_code == 400 and 'id="err-on_approve0-value"' in text(bad)
+    assert doc(runtime, "approval_process", "quote_sign_off") is None
+    good = send(admin_client, url, fields, "apply", **{"on_approve0.kind": "update_field",
+                                                       "on_approve0.field": "approval_status",
+                                                       "on_approve0.value": "approved"})
+    assert good.status_code == 303, text(good)[:2000]
+    assert doc(runtime, "approval_process", "quote_sign_off")["on_approve"] == [
+        {"action": "update_field", "field": "approval_status", "value": "approved"}]

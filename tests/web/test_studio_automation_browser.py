@@ -25,8 +25,8 @@ def _fits(page, viewport) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"] + 1
 
 
-def _people(server) -> dict:
-    runtime = server["runtime"]
+def _people(srv) -> dict:
+    runtime = srv["runtime"]
     system = RecordService(runtime, Principal.system(), source="test")
     found = system.list("user", filter={"username": "mia"})[0]
     if found:
@@ -34,7 +34,7 @@ def _people(server) -> dict:
     mia = system.create("user", {"username": "mia", "display_name": "Mia Zhou", "roles": ["sales_manager"],
                                  "password": PASSWORD})["id"]
     system.create("user", {"username": "vera", "display_name": "Vera Sun", "roles": ["vp_sales"], "password": PASSWORD})
-    system.update("user", server["users"]["rosa"], {"manager": mia})
+    system.update("user", srv["users"]["rosa"], {"manager": mia})
     runtime.directory_changed()
     return {"mia": mia}
 

@@ -41,6 +41,14 @@ from .common import (
     user_choices,
     versions_value,
 )
+from .workflows import (
+    _blank_action,
+    action_context,
+    action_issue_key,
+    action_values,
+    build_actions,
+    read_actions,
+)
 
 KIND = "approval_process"
 APPROVER_KINDS = ("manager_of", "manager_chain", "roles", "users", "department_head")
@@ -50,6 +58,7 @@ TIMEOUT_ACTIONS = ("", "remind", "escalate")
 TIMEOUT_UNITS = ("days", "hours")
 ESCALATE_KINDS = ("manager_of", "role")
 REQUIRES = ("approved", "submitted")
+EVENTS = ("on_submit", "on_approve", "on_reject", "on_recall")
 
 
 def _blank_step() -> dict:
@@ -117,6 +126,7 @@ def _values_of(doc: dict) -> dict:
         "material": list(guards.get("material_fields") or []),
         "children": [f"{c.get('object')}.{c.get('field')}" for c in guards.get("children") or []],
         "referenced_by": [f"{c.get('object')}.{c.get('field')}" for c in guards.get("referenced_by") or []],
+        **{event: action_values(doc.get(event)) for event in EVENTS},
     }
 
 
@@ -125,7 +135,7 @@ def _new_values(object_name: str) -> dict:
     return {"name": "", "object": object_name, "label_en": "", "label_zh": "", "description": "", "order": "0",
             "lock_record": True, "allow_recall": True, "approver_can_edit": False, "entry": condition_state(None),
             "steps": [step], "guard_when": condition_state(None), "transitions": [], "material": [], "children": [],
-            "referenced_by": []}
+            "referenced_by": [], **{event: [] for event in EVENTS}}
 
 
 # --- the posted form -----------------------------------------------------------------------------------
@@ -164,6 +174,8 @@ def _read_form(obj, problems: dict) -> dict:
     values["transitions"] = transitions
     for key in ("material", "children", "referenced_by"):
         values[key] = form.getlist(key)
+    for event in EVENTS:
+        values[event] = read_actions(event)
     return values
 
 
@@ -352,6 +364,12 @@ def _build(values: dict, existing: dict | None, obj, errors: dict) -> dict | Non
         doc["guards"] = guards
     else:
         doc.pop("guards", None)
+    for event in EVENTS:
+        actions = build_actions(event, values[event], obj, errors)
+        if actions:
+            doc[event] = actions
+        else:
+            doc.pop(event, None)
     return None if errors else doc
 
 
@@ -372,6 +390,8 @@ def _issue_key(parts: list[str]) -> str | None:
         sub = parts[2] if len(parts) > 2 else "approver"
         return f"s{parts[1]}." + {"when": "when", "timeout": "timeout", "name": "name", "mode": "mode",
                                   "on_reject": "on_reject"}.get(sub, "approver")
+    if head in EVENTS and len(parts) > 1:
+        return action_issue_key(head, parts)
     if head == "guards" and len(parts) > 1:
         if parts[1] == "when":
             return "guard_when"
@@ -432,6 +452,8 @@ def _context(values: dict, existing: dict | None, errors: dict, **extra: Any) ->
         ctx["escalate_kinds"] = [(k, t(f"studio.escalate.{k}")) for k in ESCALATE_KINDS]
         ctx["requires"] = [(r, t(f"studio.requires.{r}")) for r in REQUIRES]
         ctx["blank_transition"] = _blank_transition()
+        ctx.update(action_context(obj, [a for event in EVENTS for a in values[event]]))
+        ctx["events"] = [(event, t(f"studio.event.{event}"), t(f"studio.event_help.{event}")) for event in EVENTS]
     return ctx
 
 
@@ -497,7 +519,8 @@ def studio_approval(name: str | None = None):
     values = _read_form(obj, problems)
     values["object"] = obj_name
     if list_command(action, values["steps"], _blank_step(), "step") or \
-            list_command(action, values["transitions"], _blank_transition(), "transition"):
+            list_command(action, values["transitions"], _blank_transition(), "transition") or \
+            any(list_command(action, values[event], _blank_action("update_field"), event) for event in EVENTS):
         return page("studio/approval_form.html", **_context(values, existing, {}))
     errors.update(problems)
     doc = _build(values, existing, obj, errors)

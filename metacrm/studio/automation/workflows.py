@@ -55,6 +55,9 @@ SPECIAL_RECIPIENTS = ("owner", "owner.manager", "submitter", "approvers")
 CHANNELS = ("in_app", "email")
 VARIABLES = ("$today", "$now", "$user")
 COMPUTED = ("formula", "rollup", "autonumber", "password")
+# Kept by the platform itself; read-only fields of the object's own (an approval status) may be set:
+# actions run as the system.
+SYSTEM_STAMPS = ("id", "version", "created_at", "created_by", "updated_at", "updated_by", "deleted_at")
 
 
 def _blank_action(kind: str = "notify") -> dict:
@@ -137,7 +140,7 @@ def _values_of(doc: dict) -> dict:
                 condition = None if not rest else rest[0] if len(rest) == 1 else {"all": rest}
                 break
     values["condition"] = condition_state(condition)
-    values["actions"] = [_action_values(a) for a in doc.get("actions") or []]
+    values["actions"] = action_values(doc.get("actions"))
     return values
 
 
@@ -157,9 +160,16 @@ def _read_form(obj, problems: dict) -> dict:
         "changed_to", "sched_field", "sched_days", "sched_dir")}
     values["active"] = bool(form.get("active"))
     values["_flt"], values["condition"] = read_condition("c", obj, problems, "condition")
+    values["actions"] = read_actions("a")
+    return values
+
+
+def read_actions(prefix: str) -> list[dict]:
+    """The posted actions `<prefix><i>.<input>`, in their order on the page."""
+    form = request.form
     actions = []
     for i in range(MAX_ITEMS):
-        p = f"a{i}."
+        p = f"{prefix}{i}."
         if f"{p}kind" not in form:
             continue
         action = {k: (form.get(p + k) or "").strip() for k in (
@@ -169,8 +179,26 @@ def _read_form(obj, problems: dict) -> dict:
         for k in ("to", "to_roles", "to_users", "channels"):
             action[k] = form.getlist(p + k)
         actions.append(action)
-    values["actions"] = actions
-    return values
+    return actions
+
+
+def action_values(actions: list | None) -> list[dict]:
+    return [_action_values(a) for a in actions or []]
+
+
+def build_actions(prefix: str, items: list[dict], obj, errors: dict) -> list[dict]:
+    registry = current_service().registry
+    out = []
+    for i, av in enumerate(items):
+        action = _build_action(f"{prefix}{i}.", av, obj, registry, errors)
+        if action is not None:
+            out.append(action)
+    return out
+
+
+def action_issue_key(prefix: str, parts: list[str]) -> str:
+    """/<list>/<i>/<input> -> `<prefix><i>.<input>` (the action's kind when the input is not one)."""
+    return f"{prefix}{parts[1]}." + ACTION_KEYS.get(parts[2] if len(parts) > 2 else "", "kind")
 
 
 def _typed(fdef, text: str) -> tuple[Any, bool]:
@@ -196,9 +224,8 @@ def _typed(fdef, text: str) -> tuple[Any, bool]:
     return value, True
 
 
-def _build_action(i: int, av: dict, obj, registry, errors: dict, old: dict | None) -> dict | None:
+def _build_action(key: str, av: dict, obj, registry, errors: dict) -> dict | None:
     kind = av["kind"]
-    key = f"a{i}."
     if kind == "other":
         try:
             return json.loads(av["raw"])
@@ -210,7 +237,7 @@ def _build_action(i: int, av: dict, obj, registry, errors: dict, old: dict | Non
         return None
     if kind == "update_field":
         fdef = obj.all_fields.get(av["field"])
-        if fdef is None or fdef.type in COMPUTED or fdef.read_only:
+        if fdef is None or fdef.type in COMPUTED or fdef.name in SYSTEM_STAMPS:
             errors[key + "field"] = t("studio.unknown_field", field=av["field"] or "—")
             return None
         value, ok = _typed(fdef, av["value"])
@@ -360,14 +387,9 @@ def _build(values: dict, existing: dict | None, obj, errors: dict) -> dict | Non
         doc["condition"] = condition
     else:
         doc.pop("condition", None)
-    actions = []
     if not values["actions"]:
         errors["actions"] = t("studio.actions_required")
-    for i, av in enumerate(values["actions"]):
-        action = _build_action(i, av, obj, registry, errors, None)
-        if action is not None:
-            actions.append(action)
-    doc["actions"] = actions
+    doc["actions"] = build_actions("a", values["actions"], obj, errors)
     return None if errors else doc
 
 
@@ -393,7 +415,7 @@ def _issue_key(parts: list[str]) -> str | None:
     if head == "actions":
         if len(parts) < 2:
             return "actions"
-        return f"a{parts[1]}." + ACTION_KEYS.get(parts[2] if len(parts) > 2 else "", "kind")
+        return action_issue_key("a", parts)
     return None
 
 
@@ -427,26 +449,34 @@ def _context(values: dict, existing: dict | None, errors: dict, **extra: Any) ->
         fields = sorted(obj.all_fields.items(), key=lambda kv: kv[1].display_label(locale).casefold())
         ctx["watch_fields"] = [(n, f.display_label(locale)) for n, f in fields if f.type != "password"]
         ctx["date_fields"] = [(n, f.display_label(locale)) for n, f in fields if f.value_type in ("date", "datetime")]
-        ctx["set_fields"] = [{"name": n, "label": f.display_label(locale), "kind": f.value_type,
-                              "options": [(str(o["value"]), option_label(f, o["value"])) for o in f.options]
-                              if f.type == "picklist" else []}
-                             for n, f in fields if f.type not in COMPUTED and not f.read_only
-                             and n not in ("id", "version", "created_at", "created_by", "updated_at", "updated_by",
-                                           "deleted_at")]
         ctx["triggers"] = [(k, t(f"studio.trigger.{k}")) for k in TRIGGERS]
-        ctx["action_kinds"] = [(k, t(f"studio.action.{k}")) for k in ACTION_KINDS] + (
-            [("other", t("studio.action.other"))] if any(a["kind"] == "other" for a in values["actions"]) else [])
-        ctx["recipients"] = _recipient_choices(obj)
-        ctx["roles"] = role_choices()
-        ctx["users"] = user_choices()
-        ctx["channels"] = [(c, t(f"studio.channel.{c}")) for c in CHANNELS]
-        ctx["targets"] = object_choices()
-        ctx["processes"] = [(d["name"], doc_label(d, d["name"])) for d in registry.for_object("approval_process", obj.name)
-                            if not d.get("purpose")]
-        ctx["pools"] = [(d["name"], doc_label(d, d["name"])) for d in registry.for_object("pool", obj.name)]
         ctx["changed_options"] = {n: [(str(o["value"]), option_label(f, o["value"])) for o in f.options]
                                   for n, f in obj.all_fields.items() if f.type == "picklist"}
+        ctx.update(action_context(obj, values["actions"]))
     return ctx
+
+
+def action_context(obj, actions: list[dict]) -> dict:
+    """What the action inputs offer for `obj` (set-field fields, recipients, processes, pools…)."""
+    registry = current_service().registry
+    locale = current_locale()
+    fields = sorted(obj.all_fields.items(), key=lambda kv: kv[1].display_label(locale).casefold())
+    return {
+        "set_fields": [{"name": n, "label": f.display_label(locale), "kind": f.value_type,
+                        "options": [(str(o["value"]), option_label(f, o["value"])) for o in f.options]
+                        if f.type == "picklist" else []}
+                       for n, f in fields if f.type not in COMPUTED and n not in SYSTEM_STAMPS],
+        "action_kinds": [(k, t(f"studio.action.{k}")) for k in ACTION_KINDS] + (
+            [("other", t("studio.action.other"))] if any(a["kind"] == "other" for a in actions) else []),
+        "recipients": _recipient_choices(obj),
+        "roles": role_choices(),
+        "users": user_choices(),
+        "channels": [(c, t(f"studio.channel.{c}")) for c in CHANNELS],
+        "targets": object_choices(),
+        "processes": [(d["name"], doc_label(d, d["name"])) for d in registry.for_object("approval_process", obj.name)
+                      if not d.get("purpose")],
+        "pools": [(d["name"], doc_label(d, d["name"])) for d in registry.for_object("pool", obj.name)],
+    }
 
 
 # --- pages --------------------------------------------------------------------------------------------
