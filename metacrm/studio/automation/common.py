@@ -14,26 +14,14 @@ from flask import request
 
 from ...metadata.model import label_text
 from ...platform.errors import BadRequest
-from ...platform.features import Routes
 from ...platform.metastore import ABSENT
 from ...platform.web.admin import _form_versions, _require_admin, _run, versions_of
 from ...platform.web.condition_rows import field_choices, rows_from_filter, rows_from_form
 from ...platform.web.conditions import condition_text, parse_condition
-from ...platform.web.core import NavEntry, current_service, notify, render_page, runtime
+from ...platform.web.core import current_service, notify, render_page, runtime
 from ...platform.web.i18n import current_locale, t
 
-routes = Routes()
 require_admin = _require_admin
-
-
-def _is_admin(access) -> bool:
-    return access.has_permission("metadata.apply")
-
-
-NAV = (NavEntry("studio_approvals", "studio.nav_approvals", "web.studio_approvals", section="admin", order=17,
-                visible=_is_admin),
-       NavEntry("studio_workflows", "studio.nav_workflows", "web.studio_workflows", section="admin", order=18,
-                visible=_is_admin))
 
 MAX_ITEMS = 20  # steps, actions, transitions
 
