@@ -35,6 +35,7 @@ FEATURES = (
     "metacrm.workflow",
     "metacrm.approval",
     "metacrm.studio.automation",
+    "metacrm.studio.layouts",
     "metacrm.plugins",
 )
 

@@ -116,6 +116,10 @@ def url_for_rule(rule, ids: dict) -> str:
         values["name"] = "quote_discount"
     if rule.endpoint.startswith("web.studio_workflow"):
         values["name"] = "stalled_opportunity"
+    if rule.endpoint == "web.studio_layout_designer":
+        values["name"] = "lead_default"
+    if rule.endpoint == "web.studio_layout_new":
+        values["of_object"] = "lead"
     if rule.endpoint == "web.switch_app":
         values["name"] = "sales"
     if rule.endpoint.startswith("web.report_"):
