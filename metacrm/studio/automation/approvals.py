@@ -377,7 +377,7 @@ def studio_approvals():
                      "guards": bool(doc.get("guards")), "purpose": bool(doc.get("purpose")),
                      "href": url_for("web.studio_approval_edit", name=doc["name"])})
     rows.sort(key=lambda r: (r["object"].casefold(), r["label"].casefold()))
-    return page("studio/approvals.html", rows=rows, objects=object_choices(), title=t("studio.approvals_title"))
+    return page("studio_automation/approvals.html", rows=rows, objects=object_choices(), title=t("studio.approvals_title"))
 
 
 def _existing(name: str | None) -> dict | None:
@@ -401,30 +401,30 @@ def studio_approval(name: str | None = None):
         else:
             obj_name = request.args.get("object", "")
             values = _new_values(obj_name if registry.has_object(obj_name) else "")
-        return page("studio/approval_form.html", **_context(values, existing, {}))
+        return page("studio_automation/approval_form.html", **_context(values, existing, {}))
     obj_name = existing["object"] if existing else (request.form.get("object") or "").strip()
     errors: dict[str, Any] = {}
     if not registry.has_object(obj_name) or obj_name in ("user", "department"):
         values = _new_values("")
         errors["object"] = t("studio.pick_object")
-        return page("studio/approval_form.html", 400, **_context(values, existing, errors))
+        return page("studio_automation/approval_form.html", 400, **_context(values, existing, errors))
     obj = registry.object(obj_name)
     action = request.form.get("_action", "preview")
     if action == "choose":
-        return page("studio/approval_form.html", **_context(_new_values(obj_name), existing, {}))
+        return page("studio_automation/approval_form.html", **_context(_new_values(obj_name), existing, {}))
     problems: dict[str, str] = {}
     values = _read_form(obj, problems)
     values["object"] = obj_name
     if list_command(action, values["steps"], _blank_step(), "step") or \
             list_command(action, values["transitions"], _blank_transition(), "transition") or \
             any(list_command(action, values[event], _blank_action("update_field"), event) for event in EVENTS):
-        return page("studio/approval_form.html", **_context(values, existing, {}))
+        return page("studio_automation/approval_form.html", **_context(values, existing, {}))
     errors.update(problems)
     doc = _build(values, existing, obj, errors)
     doc_name = doc["name"] if doc else (existing["name"] if existing else values["name"] or slug(values["label_en"]))
 
     def render(status: int, **outcome):
-        return page("studio/approval_form.html", status, **_context(values, existing, errors, **outcome))
+        return page("studio_automation/approval_form.html", status, **_context(values, existing, errors, **outcome))
 
     return save(KIND, doc_name or "new", doc, existing, errors, _issue_key, render,
                 lambda: redirect_to("web.studio_approval_edit", name=doc_name))
