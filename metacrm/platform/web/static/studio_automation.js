@@ -16,6 +16,13 @@
     });
   }
 
+  // "changes to": the suggestions are the values of the field being watched
+  document.querySelectorAll("[data-options-by]").forEach(function (input) {
+    var by = document.getElementById(input.getAttribute("data-options-by"));
+    if (!by) { return; }
+    by.addEventListener("change", function () { input.setAttribute("list", input.id.replace("_to", "") + "-options-" + by.value); });
+  });
+
   PAIRS.forEach(function (pair) {
     document.querySelectorAll("[" + pair[0] + "]").forEach(function (select) {
       select.addEventListener("change", function () { sync(select, pair[1]); });
