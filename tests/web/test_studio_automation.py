@@ -201,16 +201,18 @@ def test_an_admin_builds_a_two_step_approval_diff_first(admin_client, runtime):
     assert [s["name"] for s in doc(runtime, "approval_process", "big_deal_approval")["steps"]] == ["supervisor"]
 
 
-def test_a_step_without_approver_and_a_bad_guard_are_shown_beside_their_inputs(admin_client, runtime):
+def test_a_step_without_approver_and_a_bad_guard_are_shown_beside_their_inputs(admin_client, runtime, system):
     url = "/admin/studio/approvals/new"
     fields = form_of(admin_client.get(url + "?object=quote"), "approval-form")
     bad = send(admin_client, url, fields, "apply", label_en="Broken", **{"s0.approver": "roles", "s0.roles": []})
     body = text(bad)
     assert bad.status_code == 400 and 'id="err-s0-approver"' in body and "Say who approves this step." in body
     assert doc(runtime, "approval_process", "broken") is None
+    set_locale(system, "zh-CN")
     zh = send(admin_client, url, fields, "apply", label_en="Broken",
               **{"s0.approver": "users", "s0.users": []})
-    assert zh.status_code == 400 and 'id="err-s0-approver"' in text(zh)
+    assert zh.status_code == 400 and 'id="err-s0-approver"' in text(zh) and "请指定此步骤的审批人。" in text(zh)
+    set_locale(system, "en")
     # a guarded transition without values, and a chain of managers 0 levels up
     grown = send(admin_client, url, fields, "add_transition", label_en="Broken")
     fields = form_of(grown, "approval-form")

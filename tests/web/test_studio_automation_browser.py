@@ -2,12 +2,14 @@
 390 px): an admin builds a two-step approval on opportunities (the owner's manager, then the VP
 role) and a workflow rule that notifies the owner's manager when the stage changes, sees a step
 without an approver refused beside its input, reviews the diff and applies; a rep then submits an
-opportunity and their manager finds it in the approval inbox."""
+opportunity (after a stage change the rule tells their manager about) and the manager finds it in
+the approval inbox."""
 
 from __future__ import annotations
 
 import re
 
+from metacrm.platform.outbox import outbox
 from metacrm.platform.records import RecordService
 from metacrm.platform.security import Principal
 from tests.web.test_browser import PASSWORD, PHONE, browser, server, session_for  # noqa: F401
@@ -145,8 +147,11 @@ def test_an_admin_builds_an_approval_and_a_rule_and_a_manager_gets_the_request(s
             _fits(page, viewport)
             admin.shot(f"studio-workflows-{locale}-{tag}.png")
 
+        system = RecordService(server["runtime"], Principal.system(), source="test")  # the metadata as applied now
         deal = system.create("opportunity", {"name": f"Studio deal {locale} {tag}", "stage": "qualification",
                                              "amount": "120000", "owner": server["users"]["rosa"]})
+        system.update("opportunity", deal["id"], {"stage": "research"})  # the rule: the owner's manager hears
+        outbox(server["runtime"]).drain(max_seconds=20)
         rep = session_for("rosa", PASSWORD, viewport=viewport)
         rep.use_locale(locale)
         rep.go(f"/records/opportunity/{deal['id']}")
@@ -157,6 +162,9 @@ def test_an_admin_builds_an_approval_and_a_rule_and_a_manager_gets_the_request(s
 
         manager = session_for("mia", PASSWORD, viewport=viewport)
         manager.use_locale(locale)
+        manager.go("/notifications")
+        assert f"Studio deal {locale} {tag} moved to research" in manager.page.inner_text("main")
+        manager.shot(f"studio-manager-notified-{locale}-{tag}.png")
         manager.go("/approvals")
         inbox = manager.page.inner_text("main")
         assert f"Studio deal {locale} {tag}" in inbox and ("Deal approval" in inbox or "商机审批" in inbox)
