@@ -305,7 +305,13 @@ def ltc_commissions():
         return _csv("commission-statement.csv", header,
                     [[r["label"], r["period"], r["collected"], r["delivered"], r["commission"], r["adjustment"],
                       r["clawback"], r["pending_basis"], r["total"]] for r in rows])
-    chart = _chart("bars", t("ltc.commission_chart"), [f"{r['label']} · {_period(r['period'])}" for r in rows],
+    if user:  # one rep: a bar per period
+        categories = [_period(r["period"]) for r in rows]
+    elif period or len({r["period"] for r in rows}) == 1:  # one period: a bar per rep
+        categories = [r["label"] for r in rows]
+    else:
+        categories = [f"{r['label']} · {_period(r['period'])}" for r in rows]
+    chart = _chart("bars", t("ltc.commission_chart"), categories,
                    [r["total"] for r in rows], "money", [r["href"] for r in rows])
     return render_page("analytics/commissions.html", status=400 if errors else 200, rows=rows, users=users,
                        periods=periods, user=user, period=period, chart=chart, errors=errors,
