@@ -40,6 +40,7 @@ KINDS: tuple[str, ...] = (
     "assignment_rule",
     "app",
     "view",
+    "dashboard",
 )
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"

@@ -483,4 +483,4 @@ CHECKERS: dict[str, Callable[[Registry, dict, Report], None]] = {
     "assignment_rule": check_assignment_rule,
     "app": check_app,
 }
-from . import validate_views  # noqa: F401  (adds CHECKERS["view"]; its own module, this one is long)
+from . import validate_dashboards, validate_views  # noqa: F401  (add CHECKERS["dashboard"], ["view"]: own modules)
