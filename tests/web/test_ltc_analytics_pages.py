@@ -186,3 +186,25 @@ def test_commission_statement_page_per_rep_and_period(app, org):
     assert _client(app, org, org.mkt).get("/analytics/commissions").status_code == 403
     csv = fin.get("/analytics/commissions?format=csv").data.decode("utf-8-sig")
     assert csv.splitlines()[0].startswith("Rep,Period,") and len(csv.splitlines()) == 3
+
+
+def test_a_hidden_field_refuses_the_page_as_it_refuses_the_report(app, org):
+    from metacrm.metadata.bundle import documents_bundle
+    from metacrm.platform.apply import apply_change
+    from metacrm.platform.records import RecordService
+    from metacrm.platform.security import Principal
+
+    seed_campaigns(org)
+    role = {"kind": "role", "name": "cost_blind",
+            "objects": {"campaign": {"read": "all", "report": "all"}, "lead": {"read": "all", "report": "all"}},
+            "fields": {"campaign": {"actual_cost": "hidden"}}}
+    apply_change(org.runtime, documents_bundle([role]))
+    created = RecordService(org.runtime, Principal.system()).create(
+        "user", {"username": "blind", "roles": ["cost_blind"], "display_name": "Blind", "password": PASSWORD})
+    org.runtime.directory_changed()
+    client = app.test_client()
+    assert login(client, "blind", PASSWORD).status_code == 303
+    refused = client.get("/analytics/campaign-roi")
+    assert refused.status_code == 403 and "3,200.00" not in refused.text
+    assert client.get("/analytics/campaign-roi?format=csv").status_code == 403
+    assert created["id"]
