@@ -181,6 +181,7 @@ def test_commission_statement_page_per_rep_and_period(app, org):
     mine = rep.get("/analytics/commissions").text
     table = mine[mine.index('id="comm-table"'):mine.index("</table>", mine.index('id="comm-table"'))]
     assert "REP_A" in table and "REP_B" not in table
+    assert "/analytics/commissions" in _nav_links(mine)  # the page opens its app (Finance) for the rep
     other = rep.get(f"/analytics/commissions?user={org.rep_b.id}").text
     assert "REP_B" not in other[other.index('id="comm-table"'):]
     assert _client(app, org, org.mkt).get("/analytics/commissions").status_code == 403

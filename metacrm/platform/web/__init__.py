@@ -210,6 +210,9 @@ def _nav_sections() -> dict[str, list[dict]]:
             in_apps.append((entry.app, item))
         else:
             sections.setdefault(entry.section, []).append(item)
+    active_app = next((name for name, item in in_apps if item["active"]), None)
+    if active_app and session.get(apps.SESSION_KEY) != active_app:
+        session[apps.SESSION_KEY] = active_app  # a page of an app opens that app (as /apps/<name> does)
     sections.update(apps.sections(current_object))
     # app-bound links: under the current app's objects; in "main" when the user has no such app
     shown = {e["key"] for e in sections.get("apps", [])}
