@@ -204,9 +204,13 @@ def dashboard_edit():
     new: dict[str, Any] = {"kind": "dashboard", "name": name, "widgets": widgets}
     if role:
         new["for_roles"] = [role]
-        new["label"] = {"en": f"Dashboard of {role}", "zh-CN": f"{role} 的仪表板"}
+        labels = (service.registry.roles.get(role) or {}).get("label")
+        en, zh = label_text(labels, "en", role), label_text(labels, "zh-CN", role)
+        new["label"] = {"en": f"Default dashboard: {en}", "zh-CN": f"默认仪表板：{zh}"}
     else:
         new["owner"] = service.principal.user_id
+        who = service.principal.username or service.principal.user_id
+        new["label"] = {"en": f"Dashboard of {who}", "zh-CN": f"{who} 的仪表板"}
     # no widgets left (or "start again"): the document goes, the home page falls back to the
     # role's dashboard or the built-in widgets
     documents, deletes = ([], [("dashboard", name)]) if not widgets else ([new], [])
