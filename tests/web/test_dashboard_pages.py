@@ -69,6 +69,14 @@ def test_a_user_composes_their_dashboard_with_buttons(app, runtime, system, rep,
     assert rep_client.post("/dashboard/edit", data={"_action": "reset"}).status_code == 400  # no CSRF token
     assert rep_client.get("/dashboard/edit?role=sales_rep").status_code == 403
     assert runtime.registry().get("dashboard", personal_name(rep.id))["widgets"] == doc["widgets"]
+    # "Add to my dashboard" on a report's page
+    report_page = rep_client.get(f"/reports/{REPORT}").text
+    assert 'id="add-to-dashboard"' in report_page
+    added = post(rep_client, "/dashboard/edit", {"_action": "add", "report": REPORT, "_version": _version(report_page)})
+    assert added.status_code == 303
+    assert [w["report"] for w in runtime.registry().get("dashboard", personal_name(rep.id))["widgets"]] == \
+        [second, REPORT, REPORT]
+    assert _press(rep_client, "remove", index="2").status_code == 303
     # remove both: the document goes and the home page has the built-in widgets again
     assert _press(rep_client, "remove", index="0").status_code == 303
     assert _press(rep_client, "remove", index="0").status_code == 303

@@ -49,6 +49,13 @@ def role_name(role: str) -> str:
     return f"role_{role}"[:64]
 
 
+def own_version(service) -> str | None:
+    """The version of the user's own dashboard document (for a form that adds to it), None
+    for a caller without a user id."""
+    me = service.principal.user_id
+    return _version(service.registry.get("dashboard", personal_name(me))) if me else None
+
+
 def dashboard_for(service) -> dict | None:
     """The dashboard the user's home page shows (see the module docstring)."""
     me, roles = service.principal.user_id, set(service.principal.roles)
