@@ -63,6 +63,7 @@ MINIMAL: dict[str, dict] = {
     "app": {"kind": "app", "name": "probe_app", "objects": ["probe"]},
     "view": {"kind": "view", "name": "probe_view", "object": "probe"},
     "dashboard": {"kind": "dashboard", "name": "probe_dashboard", "widgets": [{"report": "probe_report"}]},
+    "web_form": {"kind": "web_form", "name": "probe_form", "object": "probe", "fields": [{"field": "title"}]},
 }
 
 

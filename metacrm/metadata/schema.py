@@ -41,6 +41,7 @@ KINDS: tuple[str, ...] = (
     "app",
     "view",
     "dashboard",
+    "web_form",
 )
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"

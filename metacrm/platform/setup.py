@@ -32,8 +32,10 @@ FEATURES = (
     "metacrm.platform.imports",
     "metacrm.platform.reports",
     "metacrm.platform.search",
+    "metacrm.platform.webforms",
     "metacrm.workflow",
     "metacrm.approval",
+    "metacrm.studio.layouts",
     "metacrm.plugins",
 )
 
