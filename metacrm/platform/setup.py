@@ -35,8 +35,10 @@ FEATURES = (
     "metacrm.platform.webforms",
     "metacrm.workflow",
     "metacrm.approval",
+    "metacrm.studio.fields",
     "metacrm.studio.layouts",
     "metacrm.plugins",
+    "metacrm.studio.rules",
 )
 
 
