@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ..metadata.bundle import Bundle, load_bundle
-from . import changelog, computed, db, outbox
+from . import backfill, changelog, computed, db, outbox
 from .apply import apply_change
 from .clock import utcnow
 from .config import Config
@@ -50,6 +50,7 @@ def feature_modules() -> list:
 def build_runtime(config: Config, engine: sa.Engine | None = None) -> Runtime:
     runtime = Runtime(config, engine)
     computed.register(runtime.hooks)
+    backfill.register(runtime)  # formulas / rollups of existing records after an apply
     outbox.register(runtime)
     _register_core_sweeps(runtime)
     for module in feature_modules():
