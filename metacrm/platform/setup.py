@@ -32,6 +32,7 @@ FEATURES = (
     "metacrm.platform.imports",
     "metacrm.platform.reports",
     "metacrm.platform.search",
+    "metacrm.platform.files",
     "metacrm.workflow",
     "metacrm.approval",
     "metacrm.plugins",
