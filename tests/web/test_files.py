@@ -119,7 +119,7 @@ def test_recycle_bin_and_restore_bring_files_back(runtime, client, admin_headers
     assert got.status_code == 200 and got.data == PDF
 
 
-def test_file_field_value_is_a_file_of_its_record(runtime, client, admin_headers):
+def test_file_field_value_is_a_file_of_its_record(runtime, app, client, admin_headers):
     doc = runtime.registry().get("object", "account")
     doc = dict(doc, fields=[*doc["fields"], {"name": "logo", "type": "file", "accept": "image/*",
                                              "label": {"en": "Logo", "zh-CN": "标志"}}])
@@ -145,6 +145,14 @@ def test_file_field_value_is_a_file_of_its_record(runtime, client, admin_headers
                    version=str(record["version"]))
     assert again.status_code == 201
     assert client.get(f"/api/v1/files/{fid}", headers=rita.headers).status_code == 404
+    # the pages that show every field cope with a file field
+    web = app.test_client()
+    assert login(web, rita.username, rita.password).status_code == 303
+    for path in ("/records/account", f"/records/account/{acc['id']}", f"/records/account/{acc['id']}/edit",
+                 "/records/account?sort=logo", f"/api/v1/records/account?filter=%7B%22logo%22%3A%22x%22%7D"):
+        assert web.get(path).status_code in (200, 400), path
+    detail = web.get(f"/records/account/{acc['id']}").get_data(as_text=True)
+    assert "logo2.png" in detail and 'accept="image/*"' in detail
 
 
 def test_record_page_upload_download_and_errors(runtime, app, client):
