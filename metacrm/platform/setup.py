@@ -33,6 +33,7 @@ FEATURES = (
     "metacrm.platform.reports",
     "metacrm.platform.search",
     "metacrm.platform.files",
+    "metacrm.platform.activities",
     "metacrm.workflow",
     "metacrm.approval",
     "metacrm.plugins",
