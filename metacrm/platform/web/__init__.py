@@ -71,6 +71,7 @@ from . import (  # noqa: F401  (pages)
     list_views,
     record_views,
     saved_views,
+    stage_path,
 )
 
 
