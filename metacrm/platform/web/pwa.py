@@ -11,6 +11,7 @@ the last record pages the user opened; when the connection drops it serves those
 from __future__ import annotations
 
 import struct
+from itertools import pairwise
 import zlib
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def draw_icon(size: int, maskable: bool = False) -> bytes:
                     color = CLEAR
             if color is not CLEAR:
                 mu, mv = (u - 16) / (1 - inset) + 16, (v - 16) / (1 - inset) + 16
-                if min(_segment_distance(mu, mv, a, b) for a, b in zip(M_POINTS, M_POINTS[1:])) <= 1.5:
+                if min(_segment_distance(mu, mv, a, b) for a, b in pairwise(M_POINTS)) <= 1.5:
                     color = WHITE
             row.extend(color)
         rows.append(bytes(row))
