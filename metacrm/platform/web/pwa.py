@@ -11,8 +11,8 @@ the last record pages the user opened; when the connection drops it serves those
 from __future__ import annotations
 
 import struct
-from itertools import pairwise
 import zlib
+from itertools import pairwise
 from pathlib import Path
 
 from flask import current_app, send_from_directory
