@@ -177,3 +177,12 @@ def test_record_page_upload_download_and_errors(runtime, app, client):
     no_csrf = web.post(f"/records/account/{acc['id']}/files",
                        data={"file": (io.BytesIO(PDF), "x.pdf", "application/pdf")}, content_type="multipart/form-data")
     assert no_csrf.status_code in (400, 403)
+
+
+def test_an_admin_adds_a_file_field_on_the_web(runtime, admin_client):
+    response = post(admin_client, "/admin/objects/account/fields",
+                    {"label_en": "Signed contract", "label_zh": "签署的合同", "type": "file", "required": "on",
+                     "add_layout": "on"})
+    assert response.status_code == 303, response.get_data(as_text=True)[:3000]
+    fdef = runtime.registry().object("account").fields["signed_contract"]
+    assert fdef.type == "file" and not fdef.required
