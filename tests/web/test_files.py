@@ -49,6 +49,9 @@ def test_attach_list_download_remove_with_history(runtime, client):
     actions = [h["action"] for h in client.get(f"/api/v1/records/account/{acc['id']}/history",
                                                headers=rita.headers).get_json()["items"]]
     assert "file_added" in actions and "file_removed" in actions
+    spec = client.get("/api/v1/openapi.json", headers=rita.headers).get_json()
+    assert "multipart/form-data" in spec["paths"]["/records/{object}/{id}/files"]["post"]["requestBody"]["content"]
+    assert "get" in spec["paths"]["/files/{file_id}"]
 
 
 @pytest.mark.parametrize("name,data,ctype,code", [
