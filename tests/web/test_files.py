@@ -189,3 +189,19 @@ def test_an_admin_adds_a_file_field_on_the_web(runtime, admin_client):
     assert response.status_code == 303, response.get_data(as_text=True)[:3000]
     fdef = runtime.registry().object("account").fields["signed_contract"]
     assert fdef.type == "file" and not fdef.required
+
+
+def test_a_record_locked_by_a_pending_approval_takes_no_files(runtime, client):
+    apply_change(runtime, bundle_of([{
+        "kind": "approval_process", "name": "account_check", "object": "account",
+        "entry": {"name": {"is_null": False}}, "steps": [{"name": "boss", "approver": {"role": "vp_sales"}}]}]))
+    make_user(runtime, client, "vic", ["vp_sales"])
+    rita = make_user(runtime, client, "rita", ["sales_rep"])
+    acc = account(runtime, rita.id)
+    fid = upload(client, rita.headers, "account", acc["id"], "a.pdf", PDF, "application/pdf").get_json()["id"]
+    submitted = client.post(f"/api/v1/records/account/{acc['id']}/submit", headers=rita.headers, json={})
+    assert submitted.status_code in (200, 201), submitted.text
+    locked = upload(client, rita.headers, "account", acc["id"], "b.pdf", PDF, "application/pdf")
+    assert locked.status_code == 423 and locked.get_json()["error"]["code"] == "record_locked"
+    assert client.delete(f"/api/v1/files/{fid}", headers=rita.headers).status_code == 423
+    assert client.get(f"/api/v1/files/{fid}", headers=rita.headers).status_code == 200

@@ -19,6 +19,7 @@ ERROR_KEYS = {
     "file_active_content": "files.error.active", "file_type_mismatch": "files.error.mismatch",
     "file_empty": "files.error.empty", "file_missing": "files.error.missing",
     "stale_version": "files.error.stale", "forbidden": "files.error.forbidden",
+    "record_locked": "files.error.locked",
 }
 
 
@@ -108,6 +109,12 @@ def file_remove(file_id: str):
     service = current_service()
     row, obj, record = store.open_file(service, file_id)
     version = request.form.get("version")
-    store.remove_file(service, file_id, version=int(version) if version and version.isdigit() else None)
+    try:
+        store.remove_file(service, file_id, version=int(version) if version and version.isdigit() else None)
+    except CrmError as exc:
+        if exc.status == 404:
+            raise
+        notify(error_text(exc), "error")  # locked, stale, not allowed: said on the record page
+        return redirect_to("web.record_detail", object_name=obj.name, record_id=record["id"])
     notify(t("files.removed", name=row.name))
     return redirect_to("web.record_detail", object_name=obj.name, record_id=record["id"])

@@ -161,6 +161,23 @@ def _may_edit(service: RecordService, obj: ObjectDef, record: dict) -> None:
         raise Forbidden(f"You may not change this {obj.name} record's files.", code="forbidden")
 
 
+def _check_change(service: RecordService, tx: Any, obj: ObjectDef, record_id: str) -> None:
+    """Attaching or removing a file changes the record without saving it: the checks features
+    register for such changes (runtime.extensions["record_change_checks"], e.g. approval's
+    record lock) see it as an update that changes nothing else."""
+    checks = (service.runtime.extensions.get("record_change_checks") or {}).values()
+    if not checks:
+        return
+    from ..records.context import SaveContext
+
+    old = service.fetch(tx.conn, obj, record_id)
+    ctx = SaveContext(service, tx, service.registry, obj, service.table(obj.name), "update", dict(old), old,
+                      service.principal, service.access, service.source, options={"files": True})
+    for check in checks:
+        check(ctx)
+    service._write_notes(ctx)
+
+
 def limit_bytes(service: RecordService) -> int:
     return int(getattr(service.runtime.config, "max_file_bytes", 10 * 1024 * 1024))
 
@@ -208,6 +225,8 @@ def add_file(service: RecordService, object_name: str, record_id: str, upload: U
            "content_type": ctype, "size": len(upload.data), "sha256": hashlib.sha256(upload.data).hexdigest(),
            "data": upload.data, "created_at": now, "created_by": service.principal.user_id}
     with service.transaction() as tx:
+        if field is None:
+            _check_change(service, tx, obj, record["id"])
         tx.conn.execute(db.file_blob.insert(), row)
         if field is None:
             service.write_history(tx.conn, obj.name, record["id"], "file_added", {}, name)
@@ -257,6 +276,7 @@ def remove_file(service: RecordService, file_id: str, version: int | None = None
     _may_edit(service, obj, record)
     with service.transaction() as tx:
         if row.field is None:
+            _check_change(service, tx, obj, record["id"])
             tx.conn.execute(db.file_blob.delete().where(db.file_blob.c.id == row.id))
             service.write_history(tx.conn, obj.name, record["id"], "file_removed", {}, row.name)
         else:
