@@ -34,8 +34,10 @@ FEATURES = (
     "metacrm.platform.search",
     "metacrm.platform.files",
     "metacrm.platform.activities",
+    "metacrm.platform.webforms",
     "metacrm.workflow",
     "metacrm.approval",
+    "metacrm.studio.layouts",
     "metacrm.plugins",
 )
 
