@@ -37,8 +37,11 @@ FEATURES = (
     "metacrm.platform.webforms",
     "metacrm.workflow",
     "metacrm.approval",
+    "metacrm.studio.fields",
+    "metacrm.studio.automation",
     "metacrm.studio.layouts",
     "metacrm.plugins",
+    "metacrm.studio.rules",
 )
 
 

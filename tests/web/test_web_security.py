@@ -112,6 +112,10 @@ def url_for_rule(rule, ids: dict) -> str:
         values["name"] = "erp_connector"
     if rule.endpoint.startswith("web.admin_role"):
         values["name"] = "sales_rep"
+    if rule.endpoint.startswith("web.studio_approval"):
+        values["name"] = "quote_discount"
+    if rule.endpoint.startswith("web.studio_workflow"):
+        values["name"] = "stalled_opportunity"
     if rule.endpoint == "web.studio_layout_designer":
         values["name"] = "lead_default"
     if rule.endpoint == "web.studio_layout_new":
@@ -126,6 +130,10 @@ def url_for_rule(rule, ids: dict) -> str:
         values["name"] = "contact_sales"
     if rule.endpoint == "web.create_from":  # a contract made from an opportunity
         values.update(object_name="opportunity", record_id=ids["opportunity"], target="contract")
+    if rule.endpoint == "web.studio_pool_edit":
+        values["name"] = "general_leads"
+    if rule.endpoint == "web.studio_dedup_edit":
+        values["name"] = "lead_same_company_or_contact"
     if rule.endpoint == "web.pool_record":  # a record waiting in the pool
         values["record_id"] = ids["pooled"]
     missing = set(rule.arguments) - set(values)

@@ -36,7 +36,7 @@ def register(runtime) -> None:
 from pathlib import Path
 
 from ..features import Feature
-from . import api, builder, pages  # noqa: F401 - builder adds its pages to pages.routes
+from . import api, builder, dashboards, pages  # noqa: F401 - builder and dashboards add their pages to pages.routes
 
 HERE = Path(__file__).resolve().parent
 FEATURE = Feature("reports", api=api.routes, openapi=api.openapi_paths, pages=pages.routes, nav=pages.NAV,

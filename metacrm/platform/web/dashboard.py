@@ -209,6 +209,12 @@ def build_widgets(service: RecordService) -> list[dict]:
 
 @page("/")
 def home():
+    """The user's dashboard (composed from saved reports, metacrm/platform/reports/dashboards.py),
+    else the built-in widgets."""
+    from ..reports.dashboards import composed_widgets
+
     me = current_principal()
     service = current_service()
-    return render_page("dashboard.html", widgets=build_widgets(service), name=me.username)
+    composed = composed_widgets(service)
+    return render_page("dashboard.html", widgets=build_widgets(service) if composed is None else composed,
+                       composed=composed is not None, name=me.username, can_edit=bool(me.user_id))
