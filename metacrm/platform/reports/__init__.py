@@ -31,6 +31,8 @@ __all__ = ["FEATURE", "aggregate", "can_report", "list_reports", "period_key", "
 
 def register(runtime) -> None:
     runtime.features.add(FEATURE)
+    # the home page asks for the user's composed dashboard through this (the core names no feature)
+    runtime.extensions["home_dashboard"] = dashboards.composed_widgets
 
 
 from pathlib import Path

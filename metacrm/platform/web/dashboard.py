@@ -209,12 +209,11 @@ def build_widgets(service: RecordService) -> list[dict]:
 
 @page("/")
 def home():
-    """The user's dashboard (composed from saved reports, metacrm/platform/reports/dashboards.py),
-    else the built-in widgets."""
-    from ..reports.dashboards import composed_widgets
-
+    """The user's dashboard (composed from saved reports by the reports feature, which registers
+    `home_dashboard`: metacrm/platform/reports/dashboards.py), else the built-in widgets."""
     me = current_principal()
     service = current_service()
-    composed = composed_widgets(service)
+    composer = service.runtime.extensions.get("home_dashboard")
+    composed = composer(service) if composer else None
     return render_page("dashboard.html", widgets=build_widgets(service) if composed is None else composed,
                        composed=composed is not None, name=me.username, can_edit=bool(me.user_id))
