@@ -38,6 +38,8 @@ HERE = Path(__file__).resolve().parent
 def register(runtime: Any) -> None:
     notifications.ensure_tables(runtime.engine, TABLES)
     runtime.hooks.register("before_save", lock_hook, name="approval.lock", order=5)
+    # changes to a record that are not saves of it (attaching or removing a file) are locked too
+    runtime.extensions.setdefault("record_change_checks", {})["approval.lock"] = lock_hook
     # after the formulas (800) and the workflow rules' field updates (850): the gate judges the
     # record as it will be written, computed fields (a discount depth) and rule updates included
     runtime.hooks.register("before_save", gate_hook, name="approval.gate", order=880)

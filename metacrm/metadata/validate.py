@@ -199,6 +199,9 @@ def check_object(registry: Registry, doc: dict, report: Report) -> None:
             _filter(child, fdef.agg_filter, f"{base}/filter", report)
     if obj.name_field and obj.name_field not in obj.all_fields:
         report("/name_field", f"no field named {obj.name_field!r}")
+    stage = doc.get("stage_path")
+    if isinstance(stage, str) and (obj.fields.get(stage) is None or obj.fields[stage].type != "picklist"):
+        report("/stage_path", f"{stage!r} is not a picklist field of {obj.name}")
     for index, name in enumerate(obj.track_history):
         _field(obj, name, f"/track_history/{index}", report)
     for index, name in enumerate(doc.get("updates_last_activity") or []):

@@ -24,6 +24,7 @@ class Config:
     smtp_url: str | None = None
     cookie_secure: bool = False  # mark the session cookie Secure (set when served over HTTPS)
     testing: bool = False
+    max_file_bytes: int = 10 * 1024 * 1024  # one uploaded file (METACRM_MAX_FILE_MB)
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -39,6 +40,7 @@ class Config:
             phone_region=env.get("METACRM_PHONE_REGION", "CN"),
             smtp_url=env.get("METACRM_SMTP_URL") or None,
             cookie_secure=env.get("METACRM_COOKIE_SECURE", "").strip().lower() in ("1", "true", "yes", "on"),
+            max_file_bytes=int(float(env.get("METACRM_MAX_FILE_MB", "10")) * 1024 * 1024),
         )
         for key, value in overrides.items():
             setattr(config, key, value)

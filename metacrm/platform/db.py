@@ -162,6 +162,27 @@ outbox = sa.Table(
     sa.Index("ix_mc_outbox_status", "status", "next_attempt_at"),
 )
 
+# Files (platform/files): one row per stored file, its bytes in the database so embedded and
+# scaled modes need no file store. `field` is the file field holding it, NULL for an attachment
+# in the record's attachments list. A file lives and dies with its record: deleting the record
+# to the recycle bin hides its files, restoring it brings them back.
+file_blob = sa.Table(
+    "mc_file",
+    system_metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("object", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(32), nullable=False),
+    sa.Column("field", sa.String(64)),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(128), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.String(32)),
+    sa.Index("ix_mc_file_record", "object", "record_id", "created_at"),
+)
+
 sequence = sa.Table(
     "mc_sequence",
     system_metadata,

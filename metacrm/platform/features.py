@@ -102,6 +102,9 @@ class Feature:
     # record_banners(obj, record) -> [{"id", "tone": "info" | "success" | "warning", "text", "href"?,
     # "link"?}]: notices above a record's detail page (e.g. "awaiting approval, step 2 of 2").
     record_banners: Callable[[Any, dict], list[dict]] | None = None
+    # record_panels(obj, record) -> [{"template": "folder/x.html", ...}]: cards the feature adds below a
+    # record's sections and related lists (each included with the dict as `panel`), e.g. its files.
+    record_panels: Callable[[Any, dict], list[dict]] | None = None
     template_globals: dict = field(default_factory=dict)
 
 

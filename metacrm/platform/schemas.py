@@ -158,6 +158,8 @@ def marshmallow_field(fdef: FieldDef, role_names: list[str] | None = None) -> fi
         return UtcDateTimeField(**kw)
     if ftype in ("lookup", "user"):
         return fields.Raw(**kw)  # resolved against the target table by the record service
+    if ftype == "file":
+        return fields.String(validate=[validate.Length(max=32)], **kw)  # a file id of this record (files feature)
     if ftype == "password":
         return fields.String(validate=[validate.Length(min=8, max=200)], load_only=True, **kw)
     return fields.Raw(**kw)

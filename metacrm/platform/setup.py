@@ -32,6 +32,8 @@ FEATURES = (
     "metacrm.platform.imports",
     "metacrm.platform.reports",
     "metacrm.platform.search",
+    "metacrm.platform.files",
+    "metacrm.platform.activities",
     "metacrm.platform.webforms",
     "metacrm.workflow",
     "metacrm.approval",

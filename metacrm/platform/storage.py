@@ -98,7 +98,7 @@ def sql_type(fdef: FieldDef) -> sa.types.TypeEngine:
     vtype = fdef.value_type
     if fdef.type == "id":
         return sa.String(32)
-    if fdef.type in ("lookup", "user"):
+    if fdef.type in ("lookup", "user", "file"):
         return sa.String(32)
     if vtype in ("text",) and fdef.type != "formula":
         return sa.String(fdef.max_length or 255)

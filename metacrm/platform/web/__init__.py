@@ -69,8 +69,10 @@ from . import (  # noqa: F401  (pages)
     form_views,
     kanban,
     list_views,
+    pwa,
     record_views,
     saved_views,
+    stage_path,
 )
 
 
@@ -142,7 +144,7 @@ def register(app: Flask) -> None:
     app.jinja_env.globals.update(t=i18n.t, label=i18n.label, csrf_token=csrf.token, nav_sections=_nav_sections,
                                  notices=pop_notices, locale=i18n.current_locale, principal=current_principal,
                                  my_name=current_display_name, record_actions=_record_actions, record_buttons=_record_buttons,
-                                 record_banners=_record_banners)
+                                 record_banners=_record_banners, record_panels=_record_panels)
     app.extensions["metacrm.web.throttle"] = LoginThrottle(app.extensions["metacrm"].engine)
     app.extensions["metacrm.session_principal"] = _api_session_principal
 
@@ -177,6 +179,19 @@ def _record_banners(obj, record: dict) -> list[dict]:
         except CrmError:
             continue
     return banners
+
+
+def _record_panels(obj, record: dict) -> list[dict]:
+    """The cards every registered feature adds to this record's detail page."""
+    panels: list[dict] = []
+    for feature in current_app.extensions["metacrm"].features:
+        if feature.record_panels is None:
+            continue
+        try:
+            panels.extend(feature.record_panels(obj, record))
+        except CrmError:
+            continue
+    return panels
 
 
 def _api_session_principal():

@@ -24,7 +24,7 @@ from .forms import default_layout_doc
 from .i18n import current_locale, t
 
 FIELD_TYPES = ("text", "textarea", "integer", "decimal", "currency", "percent", "boolean", "date", "datetime",
-               "email", "phone", "url", "picklist", "multipicklist", "lookup", "user")
+               "email", "phone", "url", "picklist", "multipicklist", "lookup", "user", "file")
 
 # The types the field editor (metacrm/studio/fields) creates; the add-field form keeps the simple ones.
 STUDIO_TYPES = ("formula", "rollup", "autonumber", "picklist", "multipicklist", "lookup", "currency", "decimal",
@@ -215,7 +215,7 @@ def build_field(values: dict, errors: dict, obj) -> dict | None:
     elif name in obj.fields or name in SYSTEM_FIELD_NAMES:
         errors["name"] = t("admin.field_exists")
     doc: dict[str, Any] = {"name": name, "type": ftype, "label": label}
-    if values.get("required"):
+    if values.get("required") and ftype != "file":  # a file is uploaded after the record exists
         doc["required"] = True
     if ftype in ("picklist", "multipicklist"):
         options = parse_options(values.get("options", ""))

@@ -151,6 +151,24 @@ def record_type_text(names: Names | None, value: str) -> str:
     return humanise(value)
 
 
+def file_shown(file_id: str) -> Shown:
+    """A file field's value: the file's name, linking to its download (names read once per request)."""
+    import sqlalchemy as sa
+    from flask import current_app, g
+
+    from .. import db
+
+    cache = g.setdefault("file_names", {})
+    if file_id not in cache:
+        with current_app.extensions["metacrm"].reading() as conn:
+            cache[file_id] = conn.execute(sa.select(db.file_blob.c.name).where(
+                db.file_blob.c.id == file_id)).scalar()
+    name = cache[file_id]
+    if name is None:
+        return Shown(t("common.none"), kind="empty")
+    return Shown(name, url_for("web.file_download", file_id=file_id), "file")
+
+
 def show(fdef: FieldDef, value: Any, names: Names | None = None, record: dict | None = None) -> Shown:
     """A JSON value (RecordService.to_json form) as a Shown."""
     if value is None or value == "" or value == []:
@@ -160,6 +178,8 @@ def show(fdef: FieldDef, value: Any, names: Names | None = None, record: dict | 
         target = reference_target(fdef, record or {}, fdef.name) if record is not None else (
             fdef.target[0] if fdef.target else None)
         return names.link(target, value) if names else Shown(str(value))
+    if vtype == "file":
+        return file_shown(str(value))
     if vtype == "boolean":
         return Shown(t("common.yes") if value else t("common.no"), kind="bool")
     if vtype == "picklist":

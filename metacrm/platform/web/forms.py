@@ -245,7 +245,7 @@ def build_form(service: RecordService, obj: ObjectDef, layout: Layout, *, creati
                 continue
             fdef = obj.all_fields[name]
             editable = name in writable and name not in layout.read_only and fdef.type not in (
-                "formula", "rollup", "autonumber")
+                "formula", "rollup", "autonumber", "file")  # a file is uploaded on the record page
             if fdef.type == "password" and not editable:
                 continue
             ff = FormField(

@@ -133,10 +133,13 @@ def record_detail(object_name: str, record_id: str):
     sections = [{"label": s.label, "columns": s.columns,
                  "cells": [cell(n) for n in s.fields if n in record]} for s in layout.sections]
     history = _history(service, obj, record_id, display.Names(service))
+    from .stage_path import stage_path
+
     return render_page(
         "detail.html", obj=obj, record=record, title=display.record_title(obj, record),
         obj_label=obj.display_label(locale), sections=sections, system=[cell(n) for n in system],
         related=_related(service, obj, record, layout), history=history,
+        stage=stage_path(service, obj, record),
         can_edit=service.access.allows_row(obj.name, "edit", record),
         can_delete=service.access.allows_row(obj.name, "delete", record),
     )

@@ -5,6 +5,22 @@
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
   var CSRF = csrfMeta ? csrfMeta.getAttribute("content") : "";
 
+  /* Installable app (web/pwa.py): the service worker keeps the shell and the last record pages
+     for when the connection drops. Signed out (a public page), the saved record pages go. */
+  if ("serviceWorker" in navigator && window.isSecureContext) {
+    if (document.body.classList.contains("app")) {
+      navigator.serviceWorker.register("/sw.js", {scope: "/"}).catch(function () { /* not offline-capable */ });
+    } else if (window.caches) {
+      window.caches.delete("metacrm-records-v1");
+      if (navigator.serviceWorker.controller) { navigator.serviceWorker.controller.postMessage("forget-records"); }
+    }
+  }
+  document.querySelectorAll("form[action$='/logout']").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      if (window.caches) { window.caches.delete("metacrm-records-v1"); }
+    });
+  });
+
   /* Forms that ask before they act (delete). */
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
