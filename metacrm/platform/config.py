@@ -23,6 +23,7 @@ class Config:
     phone_region: str = "CN"
     smtp_url: str | None = None
     cookie_secure: bool = False  # mark the session cookie Secure (set when served over HTTPS)
+    mass_job_threshold: int = 1000  # a mass action on more records runs as a background job
     testing: bool = False
 
     @classmethod
@@ -39,6 +40,7 @@ class Config:
             phone_region=env.get("METACRM_PHONE_REGION", "CN"),
             smtp_url=env.get("METACRM_SMTP_URL") or None,
             cookie_secure=env.get("METACRM_COOKIE_SECURE", "").strip().lower() in ("1", "true", "yes", "on"),
+            mass_job_threshold=int(env.get("METACRM_MASS_JOB_THRESHOLD", "1000")),
         )
         for key, value in overrides.items():
             setattr(config, key, value)

@@ -69,6 +69,7 @@ from . import (  # noqa: F401  (pages)
     form_views,
     kanban,
     list_views,
+    quick,
     record_views,
     saved_views,
 )

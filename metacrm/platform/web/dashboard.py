@@ -20,7 +20,7 @@ from ..filters import FilterContext, compile_sql
 from ..records import RecordService
 from ..sums import run_exact, sum_columns, sum_value
 from . import charts, display
-from .core import current_principal, current_service, page, render_page
+from .core import current_service, page, render_page
 from .i18n import current_locale, t
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,9 @@ def build_widgets(service: RecordService) -> list[dict]:
 
 @page("/")
 def home():
-    me = current_principal()
+    from .core import current_display_name
+    from .quick.recent import recent_items
+
     service = current_service()
-    return render_page("dashboard.html", widgets=build_widgets(service), name=me.username)
+    return render_page("dashboard.html", widgets=build_widgets(service), name=current_display_name(),
+                       recent=recent_items())
