@@ -163,3 +163,33 @@ def test_mass_actions_over_the_threshold_run_as_a_job(app, runtime, client, syst
     assert export.status_code == 200 and "Job 2" in export.get_data(as_text=True)
     empty = web.get("/records/lead/mass?_action=update")
     assert empty.status_code == 400 and 'id="mass-empty"' in empty.text
+
+
+def test_mass_update_over_the_api_reports_each_record_and_is_in_openapi(app, runtime, client, system, monkeypatch):
+    rep = make_user(runtime, client, "apimass", ["sales_rep"])
+    other = make_user(runtime, client, "apiother", ["sales_rep"])
+    mine = [new_lead(system, f"Api {n}", owner=rep.id) for n in range(2)]
+    theirs = new_lead(system, "Api theirs", owner=other.id)
+    headers = rep.headers
+    ids = [lead["id"] for lead in mine] + [theirs["id"]]
+    response = client.post("/api/v1/records/lead/mass-update", json={"ids": ids, "data": {"status": "working"}},
+                           headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.get_json()
+    assert body["summary"] == {"done": 2, "refused": 1}
+    refused = [r for r in body["results"] if r["status"] == "refused"]
+    assert refused[0]["id"] == theirs["id"] and refused[0]["reason"] == "permission"
+    assert system.get("lead", theirs["id"])["version"] == theirs["version"]
+    assert client.post("/api/v1/records/lead/mass-update", json={"ids": ids, "data": {"created_at": "x"}},
+                       headers=headers).status_code == 400
+    assert client.post("/api/v1/records/lead/mass-update", json={"data": {"status": "new"}},
+                       headers=headers).status_code == 400
+    monkeypatch.setattr(runtime.config, "mass_job_threshold", 1)
+    queued = client.post("/api/v1/records/lead/mass-update",
+                         json={"filter": {"owner": rep.id}, "data": {"status": "nurturing"}}, headers=headers)
+    assert queued.status_code == 202
+    mass.wait_for(queued.get_json()["job"], 30)
+    job = client.get(queued.get_json()["url"], headers=headers).get_json()
+    assert job["status"] == "done" and job["summary"] == {"done": 2, "refused": 0}
+    spec = client.get("/api/v1/openapi.json", headers=headers).get_json()
+    assert "/records/{object}/mass-update" in spec["paths"]

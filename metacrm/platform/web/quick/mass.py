@@ -263,9 +263,9 @@ def _titles(service: RecordService, obj: ObjectDef, ids: list[str]) -> dict[str,
 
 
 def run_mass(rt, principal: Principal, object_name: str, ids: list[str], action: str, data: dict,
-             progress=None) -> dict:
+             progress=None, source: str = "web") -> dict:
     """Apply one action to each record through the record service; one result per record."""
-    service = RecordService(rt, principal, source="web")
+    service = RecordService(rt, principal, source=source)
     obj = service.obj(object_name)
     titles = _titles(service, obj, ids)
     results: list[dict] = []
@@ -289,14 +289,16 @@ def run_mass(rt, principal: Principal, object_name: str, ids: list[str], action:
     return {"summary": counts, "results": results}
 
 
-def start(rt, principal: Principal, obj: ObjectDef, ids: list[str], change: Change, *, background: bool) -> str:
+def start(rt, principal: Principal, obj: ObjectDef, ids: list[str], action: str, data: dict, *,
+          background: bool, source: str = "web") -> str:
+    """Record the job (mc_mass_job) and run it: in this thread, or in a background one."""
     ensure_table(rt.engine)
     job_id = uuid.uuid4().hex
     now = utcnow()
     with rt.transaction() as tx:
         tx.conn.execute(mass_jobs.insert().values(
-            id=job_id, object=obj.name, user_id=principal.user_id, action=change.action, status="queued",
-            total=len(ids), done=0, created_at=now, updated_at=now, change=change.data))
+            id=job_id, object=obj.name, user_id=principal.user_id, action=action, status="queued",
+            total=len(ids), done=0, created_at=now, updated_at=now, change=data))
 
     def update(**values) -> None:
         with rt.transaction() as tx:
@@ -305,8 +307,8 @@ def start(rt, principal: Principal, obj: ObjectDef, ids: list[str], change: Chan
     def work() -> None:
         try:
             update(status="running")
-            report = run_mass(rt, principal, obj.name, ids, change.action, change.data,
-                              progress=lambda done: update(done=done))
+            report = run_mass(rt, principal, obj.name, ids, action, data,
+                              progress=lambda done: update(done=done), source=source)
             update(status="done", done=len(ids), result=report, finished_at=utcnow())
         except CrmError as exc:
             update(status="failed", error=exc.message, finished_at=utcnow())
@@ -443,7 +445,8 @@ def record_mass_run(object_name: str):
     ids = targets(service, obj, args)
     if not ids:
         return _page("empty", service, obj, ids, change, args, 400)
-    job_id = start(runtime(), current_principal(), obj, ids, change, background=len(ids) > _threshold())
+    job_id = start(runtime(), current_principal(), obj, ids, change.action, change.data,
+                   background=len(ids) > _threshold())
     return redirect_to("web.record_mass_job", object_name=obj.name, job_id=job_id)
 
 
