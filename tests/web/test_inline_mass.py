@@ -62,6 +62,7 @@ def test_inline_edit_saves_with_the_version_and_a_stale_one_is_refused(app, runt
 def test_inline_edit_refuses_read_only_hidden_and_locked_fields(app, runtime, client, system, team):  # noqa: F811
     _boss_web, rep_web, account = team
     detail = rep_web.get(f"/records/account/{account['id']}").text
+    assert "/inline/name" in detail
     # System and computed fields offer no edit; a field the service refuses gets 403, no input.
     assert "/inline/created_at" not in detail and "/inline/registration_status" not in detail
     refused = rep_web.get(f"/records/account/{account['id']}/inline/registration_status", headers=FETCH)
@@ -71,6 +72,9 @@ def test_inline_edit_refuses_read_only_hidden_and_locked_fields(app, runtime, cl
     assert refused.status_code == 403
     # Under a pending approval the record is locked: 423 with the reason, the value back.
     submit(rep_web, account)
+    assert "/inline/name" not in rep_web.get(f"/records/account/{account['id']}").text  # no pencil while locked
+    opened = rep_web.get(f"/records/account/{account['id']}/inline/name", headers=FETCH)
+    assert opened.status_code == 423 and "locked" in opened.get_json()["error"]
     current = system.get("account", account["id"])
     locked = post(rep_web, f"/records/account/{account['id']}/inline/name",
                   {"name": "Renamed Co", "_version": current["version"]}, headers=FETCH)

@@ -126,8 +126,8 @@ def record_detail(object_name: str, record_id: str):
     from .quick import inline, recent  # inline edit and recent items (quick/)
 
     recent.remember(obj.name, record["id"])
-    editable = inline.editable_fields(service, obj, layout) \
-        if service.access.allows_row(obj.name, "edit", record) else set()
+    editable = inline.editable_fields(service, obj, layout) if service.access.allows_row(
+        obj.name, "edit", record) and not inline.record_locked(service, obj, record["id"]) else set()
 
     def cell(name: str) -> dict:
         fdef = obj.all_fields[name]

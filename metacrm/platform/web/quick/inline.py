@@ -33,6 +33,18 @@ def editable_fields(service: RecordService, obj: ObjectDef, layout: forms.Layout
             and f.type not in NOT_INLINE and f.name != "record_type"}
 
 
+def record_locked(service: RecordService, obj: ObjectDef, record_id: str) -> bool:
+    """A feature's lock on the record (approval: a pending request), for this user: no pencils then.
+    Registered as runtime.extensions["record_locked"] (service, object name, id) -> bool."""
+    check = service.runtime.extensions.get("record_locked")
+    if check is None:
+        return False
+    try:
+        return bool(check(service, obj.name, record_id))
+    except CrmError:
+        return False
+
+
 def inline_url(obj: ObjectDef, record_id: str, field: str) -> str:
     return url_for("web.record_inline", object_name=obj.name, record_id=record_id, field=field)
 
@@ -68,6 +80,8 @@ def record_inline(object_name: str, record_id: str, field: str):
                         "code": "forbidden"}), 403
     form = _one_field_form(service, obj, record, field)
     if request.method == "GET":
+        if record_locked(service, obj, record_id):
+            return jsonify({"ok": False, "error": t("inline.locked"), "code": "record_locked"}), 423
         return render_template("quick/inline_form.html", form=form, f=form.fields[field], obj=obj, record=record,
                                action=inline_url(obj, record_id, field))
     try:

@@ -54,6 +54,7 @@
     cell.classList.add("inline-editing", "inline-loading");
     fetch(cell.getAttribute("data-inline"), {credentials: "same-origin", headers: {"X-Requested-With": "fetch"}})
       .then(function (response) {
+        if (response.redirected) { window.location.href = response.url; return {error: failedText(cell)}; }
         if (response.ok) return response.text().then(function (html) { return {html: html}; });
         return response.json().then(function (data) { return {error: data.error || failedText(cell)}; });
       })
