@@ -347,3 +347,25 @@ def test_merge_with_versions_refuses_a_stale_record(runtime, client, admin_heade
     done = client.post(url, json={"losers": [loser["id"]], "versions": {survivor["id"]: 1, loser["id"]: 2}},
                        headers=admin_headers)
     assert done.status_code == 200, done.get_json()
+
+
+def test_an_undone_batch_is_forgotten_by_the_finder_and_nothing_else(runtime):
+    """An import remembers its accepted rows so that later rows match them; a batch undone by
+    its savepoint (the rows were never saved) is forgotten — only it, in O(rows undone)."""
+    apply(runtime, rule())
+    finder = dedup.DuplicateFinder(runtime, runtime.compiled(), "dd_company")
+    kept = {"id": "kept-1", "name": "Acme Ltd", "email": "a@acme.example", "status": "active"}
+    undone = {"id": "undone-1", "name": "Globex", "email": "info@globex.example", "status": "active"}
+    also_undone = {"id": "undone-2", "name": "Acme Holdings", "email": "a@acme.example", "status": "active"}
+    finder.remember(kept)
+    token = finder.savepoint()
+    finder.remember(undone)
+    finder.remember(also_undone)  # shares kept's email key: the undo must drop only its own entry
+    finder.rollback_to(token)
+    assert finder.remembered == {"kept-1"}
+    with runtime.engine.connect() as conn:
+        def matches(values):
+            found = finder.find(conn, dict(values, id=None, status="active"), with_seen=True)
+            return sorted(m["id"] for ms in found.values() for m in ms)
+        assert matches({"name": "Globex Corp", "email": "x@globex.example"}) == []
+        assert matches({"name": "Other", "email": "A@acme.example"}) == ["kept-1"]

@@ -37,12 +37,12 @@ def company(runtime, client, quick_passwords):
     units = {code: system.create("department", {"name": f"{code} {run}", "parent": sales})["id"]
              for code in ("hardware", "software")}
     people = {"vp": make_user(runtime, client, f"vp_{run}", ["vp_sales"], department=sales)}
-    for code in units:
+    for code, unit in units.items():
         people[f"{code}.mgr"] = make_user(runtime, client, f"{code}_mgr_{run}", ["sales_manager"],
-                                          department=units[code], manager=people["vp"].id)
+                                          department=unit, manager=people["vp"].id)
         for i in (1, 2):
             people[f"{code}.rep{i}"] = make_user(runtime, client, f"{code}_rep{i}_{run}", ["sales_rep"],
-                                                 department=units[code], manager=people[f"{code}.mgr"].id)
+                                                 department=unit, manager=people[f"{code}.mgr"].id)
     people["finance"] = make_user(runtime, client, f"fin_{run}", ["finance"])
     leads = {}
     for key, person in people.items():

@@ -245,9 +245,9 @@ def test_the_profile_lists_sessions_and_tokens_and_ends_one_or_all(app, runtime,
     from metacrm.platform.sessions import credentials
 
     sessions, tokens = credentials(runtime.engine, _user_id(runtime, "sam"))
-    used = [k for k in tokens if k["label"] == "laptop script"][0]
+    used = next(k for k in tokens if k["label"] == "laptop script")
     assert used["last_used_at"] is not None and used["agent"].startswith("python-requests")
-    phone_id = [s["id"] for s in sessions if "iPhone" in (s["agent"] or "")][0]
+    phone_id = next(s["id"] for s in sessions if "iPhone" in (s["agent"] or ""))
     assert post(desk, "/profile", {"_action": "end_session", "id": str(phone_id)}).status_code == 303
     assert phone.get("/profile").status_code == 303
     # someone else's session id is not ours to end: nothing happens

@@ -11,7 +11,7 @@ from __future__ import annotations
 from tests.test_ownership import company, quick_passwords  # noqa: F401  (fixtures)
 
 
-def _blocked(company):
+def _blocked(company):  # noqa: F811
     """A lead hardware.rep1 holds (with an email the duplicate rule matches) and the payload
     another rep would register for the same contact."""
     run = company["run"]
@@ -23,7 +23,7 @@ def _blocked(company):
     return held, payload
 
 
-def test_conflict_names_the_owner_only_and_a_transfer_moves_the_lead(company, client):
+def test_conflict_names_the_owner_only_and_a_transfer_moves_the_lead(company, client):  # noqa: F811
     people = company["people"]
     held, payload = _blocked(company)
     rep = people["software.rep1"]
@@ -73,7 +73,7 @@ def test_conflict_names_the_owner_only_and_a_transfer_moves_the_lead(company, cl
     assert any(h.get("action") == "transfer" for h in history), history
 
 
-def test_rejection_leaves_the_lead_and_only_users_who_may_hold_it_can_ask(company, client):
+def test_rejection_leaves_the_lead_and_only_users_who_may_hold_it_can_ask(company, client):  # noqa: F811
     people = company["people"]
     held, payload = _blocked(company)
     rep = people["software.rep2"]
@@ -97,7 +97,7 @@ def test_rejection_leaves_the_lead_and_only_users_who_may_hold_it_can_ask(compan
     assert fin.status_code in (404, 422), fin.get_json()
 
 
-def test_bad_requests_are_precise_and_a_plain_submit_never_picks_the_transfer_process(company, client):
+def test_bad_requests_are_precise_and_a_plain_submit_never_picks_the_transfer_process(company, client):  # noqa: F811
     people = company["people"]
     rep = people["software.rep1"]
     h = rep.headers

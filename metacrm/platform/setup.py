@@ -34,6 +34,7 @@ FEATURES = (
     "metacrm.platform.search",
     "metacrm.workflow",
     "metacrm.approval",
+    "metacrm.studio.layouts",
     "metacrm.plugins",
 )
 

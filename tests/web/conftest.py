@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import sys
+import threading
+import traceback
 
 import pytest
 
@@ -68,3 +71,19 @@ def new_lead(service: RecordService, company: str, **values) -> dict:
     data = {"company": company, "source": "web", "email": f"{re.sub(r'[^a-z0-9]', '', company.lower())}@example.com"}
     data.update(values)
     return service.create("lead", data)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """When a browser test times out waiting for the in-process server, show where every thread
+    of this process is at that moment (a request stuck on a lock, a busy thread an earlier test
+    left running), so a timeout in a full run says why instead of only that it happened."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is None or "TimeoutError" not in call.excinfo.typename:
+        return
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    stacks = []
+    for ident, frame in sys._current_frames().items():
+        stacks.append(f"--- thread {names.get(ident, ident)} ---\n" + "".join(traceback.format_stack(frame)[-12:]))
+    report.sections.append(("threads at the timeout", "\n".join(stacks)))

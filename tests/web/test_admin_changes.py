@@ -69,6 +69,7 @@ def test_admin_forms_are_logged_with_the_admin_and_shown_in_the_log(admin_client
     assert 'href="/admin/changes"' in page  # the admin navigation links the log
     row = re.search(rf'<tr data-change="{entry["id"]}">(.*?)</tr>', page, re.DOTALL).group(1)
     assert "Administrator" in row and "Admin pages" in row and "object/lead" in row
+    assert "Object <strong>Lead</strong>" in row  # the kind and the label, as an admin reads them
     assert re.search(r"[A-Z][a-z]{2} \d{1,2}, \d{4} \d\d:\d\d", row)  # a date in the reader's locale
     detail = text(admin_client.get(f"/admin/changes/{entry['id']}"))
     assert "Fields added:" in detail and "contract_value" in detail and 'class="diff-add"' in detail

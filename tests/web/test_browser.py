@@ -132,6 +132,10 @@ class Session:
         self.base = server["url"]
         self.context = browser.new_context(viewport=viewport, locale="en-US", has_touch=viewport is PHONE)
         self.context.set_default_timeout(10_000)
+        # a page load waits on the in-process server, which shares this interpreter with whatever
+        # earlier tests of a full run left behind; a stuck request still fails, and the report then
+        # shows every thread's stack (tests/web/conftest.py)
+        self.context.set_default_navigation_timeout(30_000)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)

@@ -112,6 +112,10 @@ def url_for_rule(rule, ids: dict) -> str:
         values["name"] = "erp_connector"
     if rule.endpoint.startswith("web.admin_role"):
         values["name"] = "sales_rep"
+    if rule.endpoint == "web.studio_layout_designer":
+        values["name"] = "lead_default"
+    if rule.endpoint == "web.studio_layout_new":
+        values["of_object"] = "lead"
     if rule.endpoint == "web.switch_app":
         values["name"] = "sales"
     if rule.endpoint.startswith("web.report_"):

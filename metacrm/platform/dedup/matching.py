@@ -101,6 +101,9 @@ class DuplicateFinder:
         self.fetched: dict[tuple[str, int], _Fetched] = {}
         self.seen: dict[tuple[str, int], dict[tuple, list[tuple[tuple, dict]]]] = {}
         self.remembered: set[str] = set()  # ids of the batch's own accepted rows
+        # what `remember` added since the last `savepoint()`, so an undone batch forgets just that
+        # (a copy of the whole memory per batch made long imports quadratic)
+        self._journal: list[tuple[str | None, list[tuple[tuple[str, int], tuple]]]] = []
         self.queries = 0
         self._ignore_predicates: dict[str, Callable | None] = {}
         self._probes: dict[int, tuple[dict, dict]] = {}
@@ -263,12 +266,33 @@ class DuplicateFinder:
         probes = self.probes(record) if probes is None else probes
         targets = {rule.name: self.object in rule.targets for rule in self.rules}
         match_id = record.get("id")
-        if match_id:
-            self.remembered.add(match_id)
+        added_id = match_id if match_id and match_id not in self.remembered else None
+        if added_id:
+            self.remembered.add(added_id)
+        entries = []
         for (name, index), probe in probes.items():
             if targets.get(name):
                 match = {"object": self.object, "id": match_id, "rule": name}
                 self.seen.setdefault((name, index), {}).setdefault(probe[0], []).append((probe[1], match))
+                entries.append(((name, index), probe[0]))
+        self._journal.append((added_id, entries))
+
+    def savepoint(self) -> int:
+        """Start remembering what can be undone: `rollback_to(token)` forgets every row
+        remembered after this call, in O(rows undone), whatever was remembered before."""
+        self._journal.clear()
+        return 0
+
+    def rollback_to(self, token: int) -> None:
+        while len(self._journal) > token:
+            added_id, entries = self._journal.pop()
+            for key, eq in reversed(entries):
+                items = self.seen[key][eq]
+                items.pop()
+                if not items:
+                    del self.seen[key][eq]
+            if added_id:
+                self.remembered.discard(added_id)
 
     def lock_ids(self, probes: dict[tuple[str, int], tuple]) -> list[int]:
         return [_lock_id(name, index, probe[0]) for (name, index), probe in probes.items()]

@@ -112,31 +112,22 @@ def _create_rows(svc: RecordService, tx, obj, rows: list[dict], finder) -> list[
     savepoint; the rows are then created one by one, so that only the rows that cause it fail,
     each with its own error (and row number). The duplicate finder forgets what it remembered of
     rows that were undone."""
-    saved = _finder_memory(finder)
+    saved = finder.savepoint()
     try:
         with tx.conn.begin_nested():
             return svc.create_many(obj.name, rows, dedup_batch=finder)
     except OutOfRange:
-        _restore_finder(finder, saved)
+        finder.rollback_to(saved)
     results = []
     for data in rows:
-        saved = _finder_memory(finder)
+        saved = finder.savepoint()
         try:
             with tx.conn.begin_nested():
                 results.extend(svc.create_many(obj.name, [data], dedup_batch=finder))
         except OutOfRange as exc:
-            _restore_finder(finder, saved)
+            finder.rollback_to(saved)
             results.append({"status": "error", **exc.to_dict()})
     return results
-
-
-def _finder_memory(finder) -> tuple:
-    return ({key: {probe: list(items) for probe, items in by_probe.items()} for key, by_probe in finder.seen.items()},
-            set(finder.remembered))
-
-
-def _restore_finder(finder, saved: tuple) -> None:
-    finder.seen, finder.remembered = saved[0], saved[1]
 
 
 def _import_batch(runtime, principal: Principal, obj, batch: list, key: str | None, dry_run: bool,

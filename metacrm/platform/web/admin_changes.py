@@ -11,6 +11,7 @@ import difflib
 import sqlalchemy as sa
 from flask import request, url_for
 
+from ...metadata.model import label_text
 from ...metadata.schema import KINDS
 from .. import changelog
 from ..errors import BadRequest, MetadataInvalid, NotFound, StaleVersion
@@ -31,6 +32,28 @@ def _names(user_ids: set[str]) -> dict[str, str]:
     with runtime().reading() as conn:
         rows = conn.execute(sa.select(users.c.id, users.c.display_name, users.c.username).where(users.c.id.in_(ids)))
         return {r.id: (r.display_name or "").strip() or r.username or r.id for r in rows}
+
+
+def kind_text(kind: str) -> str:
+    """A metadata kind as an admin reads it ("Duplicate rule", "查重规则"); the code if unknown."""
+    key = f"kind.{kind}"
+    text = t(key)
+    return text if text != key else kind
+
+
+def document_title(kind: str, name: str, *bodies: dict | None) -> str:
+    """A document's own label in the reader's language (from the live document, else the
+    stored copy of the change), falling back to its name."""
+    live = runtime().registry().get(kind, name)
+    for body in (live, *bodies):
+        if isinstance(body, dict) and body.get("label"):
+            return label_text(body["label"], current_locale(), name)
+    return name
+
+
+def _described(d: dict) -> dict:
+    return {**d, "action_text": t(f"changes.action_{d['action']}"), "kind_text": kind_text(d["kind"]),
+            "title": document_title(d["kind"], d["name"], d.get("after"), d.get("before"))}
 
 
 def _who(entry: dict, names: dict[str, str]) -> str:
@@ -97,8 +120,8 @@ def admin_changes():
     names = _names({*actors, *(i["user"] for i in items)})
     entries = [_shown(i, names) for i in items]
     for entry in entries:
-        entry["docs"] = [{**d, "action_text": t(f"changes.action_{d['action']}"),
-                          "history": _history_link(d["kind"], d["name"])} for d in entry["documents"]]
+        entry["docs"] = [{**_described(d), "history": _history_link(d["kind"], d["name"])}
+                         for d in entry["documents"]]
     query = {k: v for k, v in values.items() if v}
     older = url_for("web.admin_changes", **query, cursor=cursor) if cursor else None
     newest = url_for("web.admin_changes", **query) if request.args.get("cursor") else None
@@ -106,7 +129,8 @@ def admin_changes():
     document_href = None
     if filters.document and runtime().registry().get(*filters.document) is not None:
         document_href = url_for("web.admin_document", kind=filters.document[0], name=filters.document[1])
-    return render_page("admin/changes.html", entries=entries, values=values, kinds=list(KINDS), users=users,
+    kinds = [(k, kind_text(k)) for k in KINDS]
+    return render_page("admin/changes.html", entries=entries, values=values, kinds=kinds, users=users,
                        older=older, newest=newest, document=values["document"], document_href=document_href,
                        filtered=bool(query))
 
@@ -147,7 +171,7 @@ def admin_change(change_id: int):
     shown = _shown(entry, names)
     docs = []
     for d in entry["documents"]:
-        docs.append({**d, "action_text": t(f"changes.action_{d['action']}"),
+        docs.append({**_described(d),
                      "summary": [(t(f"changes.{what}"), text) for what, text in
                                  changelog.summary(d["kind"], d["before"], d["after"])],
                      "diff": _doc_diff(d["kind"], d["name"], d["before"], d["after"]),
