@@ -388,7 +388,7 @@ def record_mass(object_name: str):
     _require(service, obj, change.action)
     ids = targets(service, obj, args)
     if not ids:
-        return _page("empty", service, obj, ids, change, args, 400)
+        return _page("empty", service, obj, ids, change, args)
     if change.action == "export":
         fmt = "xlsx" if args.get("_format") == "xlsx" else None
         return export_response(service, obj.name, fmt, filter={"id": {"in": ids[:MAX_TARGETS]}})
@@ -425,7 +425,7 @@ def record_mass_review(object_name: str):
         return redirect_to("web.record_mass", object_name=obj.name, **_query_dict(change.hidden(args)))
     ids = targets(service, obj, args)
     if not ids:
-        return _page("empty", service, obj, ids, change, args, 400)
+        return _page("empty", service, obj, ids, change, args)
     if not change.ready:
         return redirect_to("web.record_mass", object_name=obj.name, **_query_dict(change.hidden(args)))
     return _page("review", service, obj, ids, change, args, preview=_preview(service, obj, ids),
@@ -444,7 +444,7 @@ def record_mass_run(object_name: str):
         raise BadRequest("Nothing to run: choose the change first.", code="mass_not_ready")
     ids = targets(service, obj, args)
     if not ids:
-        return _page("empty", service, obj, ids, change, args, 400)
+        return _page("empty", service, obj, ids, change, args)
     job_id = start(runtime(), current_principal(), obj, ids, change.action, change.data,
                    background=len(ids) > _threshold())
     return redirect_to("web.record_mass_job", object_name=obj.name, job_id=job_id)
