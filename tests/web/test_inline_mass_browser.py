@@ -2,7 +2,8 @@
 in English and Chinese at desktop (1366 px) and phone (390 px) width, as a sales rep: edit a
 list cell and a detail field in place (saved through the record service, the page updated
 without a reload), then tick three leads, update their status through the mass page, read the
-summary (3 records, the change), confirm and see the per-record report."""
+summary (3 records, the change), confirm and see the per-record report; the home page lists
+the opened lead under "recently viewed"."""
 
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ def test_inline_edit_then_mass_update_three_leads(session_for, server, locale, v
         assert "Zhang Min" in field.inner_text()
         assert system.get("lead", first["id"])["contact_name"] == "Zhang Min"
         s.shot(f"inline-detail-{locale}-{viewport['width']}.png")
+        # The home page lists it under "recently viewed", and greets Rosa by her name.
+        s.go("/")
+        assert first["company"] in page.inner_text("#recent-items")
+        assert "Rosa Chen" in page.inner_text("h1")
+        s.shot(f"recent-{locale}-{viewport['width']}.png")
         # Mass update: tick the three leads, choose the field and its value, read the summary, confirm.
         s.go(listing)
         for lead in leads:

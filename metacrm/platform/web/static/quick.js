@@ -21,7 +21,7 @@
     button.className = "inline-pencil";
     button.setAttribute("aria-label", cell.getAttribute("data-inline-label") || "");
     button.title = cell.getAttribute("data-inline-label") || "";
-    button.textContent = "\u270E";
+    // the pencil is CSS content (app.css), so the field's text stays the value alone
     cell.appendChild(button);
   }
 
