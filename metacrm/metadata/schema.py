@@ -40,6 +40,7 @@ KINDS: tuple[str, ...] = (
     "assignment_rule",
     "app",
     "view",
+    "web_form",
 )
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"

@@ -483,4 +483,5 @@ CHECKERS: dict[str, Callable[[Registry, dict, Report], None]] = {
     "assignment_rule": check_assignment_rule,
     "app": check_app,
 }
-from . import validate_views  # noqa: F401  (adds CHECKERS["view"]; its own module, this one is long)
+# Each adds its CHECKERS entry ("view", "web_form"); their own modules, this one is long.
+from . import validate_views, validate_web_forms  # noqa: F401

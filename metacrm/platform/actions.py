@@ -32,6 +32,9 @@ class RecordAction:
     label: Any = None
     plugin: str | None = None
     permission: str = "edit"  # the record access the caller needs
+    # a web page (endpoint taking record_id) that asks for the action's parameters first: the
+    # detail page's button opens it instead of running the action at once (lead conversion)
+    dialog: str | None = None
 
 
 @dataclass

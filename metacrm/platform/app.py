@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 
 from .config import Config
 from .runtime import Runtime
@@ -79,7 +79,8 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     @app.after_request
     def security_headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not g.get("frame_ancestors"):  # an embeddable page says who may frame it in its CSP
+            response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         # Pages set their own policy (web.CSP); everything else (static files, API answers, error
         # pages outside the web blueprint) may load nothing and may not be framed.

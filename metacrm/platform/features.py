@@ -33,6 +33,9 @@ class Route:
     view: Callable[..., Any]
     methods: tuple[str, ...] = ("GET",)
     public: bool = False  # web pages only: reachable without logging in
+    # web pages only: False when the view checks a token of its own instead of the session's
+    # CSRF token (the public web forms' signed form token, platform/webforms/tokens.py)
+    csrf: bool = True
 
 
 class Routes:
@@ -45,12 +48,12 @@ class Routes:
         self.items: list[Route] = []
 
     def route(self, rule: str, *, methods: tuple[str, ...] | list[str] = ("GET",), endpoint: str | None = None,
-              public: bool = False) -> Callable:
+              public: bool = False, csrf: bool = True) -> Callable:
         def decorate(fn: Callable) -> Callable:
             name = endpoint or fn.__name__
             if any(r.endpoint == name for r in self.items):
                 raise ValueError(f"a route named {name!r} is registered already")
-            self.items.append(Route(rule, name, fn, tuple(m.upper() for m in methods), public))
+            self.items.append(Route(rule, name, fn, tuple(m.upper() for m in methods), public, csrf))
             return fn
 
         return decorate

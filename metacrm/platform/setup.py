@@ -32,10 +32,13 @@ FEATURES = (
     "metacrm.platform.imports",
     "metacrm.platform.reports",
     "metacrm.platform.search",
+    "metacrm.platform.webforms",
     "metacrm.workflow",
     "metacrm.approval",
+    "metacrm.studio.fields",
     "metacrm.studio.layouts",
     "metacrm.plugins",
+    "metacrm.studio.rules",
 )
 
 

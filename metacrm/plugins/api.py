@@ -92,16 +92,18 @@ class PluginContext:
     # --- actions ----------------------------------------------------------------------------
 
     def record_action(self, object_name: str, name: str, fn: Callable, label: Any = None,
-                      permission: str = "edit") -> None:
+                      permission: str = "edit", dialog: str | None = None) -> None:
         """fn(service, record, params) -> dict, served at POST /records/{object}/{id}/actions/{name}.
 
         `service` is bound to the caller and to the action's transaction; `record` is the
         typed record without the fields hidden from the caller; `permission` is the record
-        access the caller needs (read / edit / delete ...) or a role permission name.
+        access the caller needs (read / edit / delete ...) or a role permission name; `dialog`
+        a web endpoint (taking `record_id`) the detail page's button opens to ask for the
+        parameters first.
         """
         actions(self.runtime).add_record_action(RecordAction(
             name=name, object=object_name, fn=_guard(self.name, f"record action {name}", fn), label=label,
-            plugin=self.name, permission=permission,
+            plugin=self.name, permission=permission, dialog=dialog,
         ))
         self.registered.append(Registration("record_action", (object_name, name)))
 

@@ -74,8 +74,10 @@ def test_stage_change_and_conversion_in_the_browser(session_for, server):
                                   "campaign": server["campaign"]["id"],
                                   "owner": system.list("user", filter={"username": "admin"})[0][0]["id"]})
     s.go(f"/records/lead/{lead['id']}")
-    s.page.click("#action-convert")
-    s.page.wait_for_load_state()
+    s.page.click("#action-convert")  # the conversion dialog, prefilled from the lead
+    s.page.wait_for_selector("#convert-submit")
+    s.page.click("#convert-submit", timeout=45_000)
+    s.page.wait_for_url(re.compile(r"/records/opportunity/[0-9a-f]{32}$"))
     converted = system.get("lead", lead["id"])
     assert converted["converted_opportunity"]
     new_opp = system.get("opportunity", converted["converted_opportunity"])

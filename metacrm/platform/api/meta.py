@@ -39,7 +39,8 @@ def describe_field(fdef, acc: Access, object_name: str, locale: str) -> dict:
     for key in ("max_length", "precision", "scale", "min", "max", "help", "default", "format", "result_type"):
         value = getattr(fdef, key)
         if value is not None:
-            out[key] = value
+            # help may be a locale map, like a label: the reader's language, as a string
+            out[key] = label_text(value, locale) if key == "help" else value
     if fdef.options:
         out["options"] = fdef.options
     if fdef.options_from:

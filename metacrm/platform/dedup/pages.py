@@ -253,10 +253,82 @@ def _rules_readable(service) -> list[Rule]:
     return [rule for name in sorted(plan.rules) if service.access.can(name, "read") for rule in plan.rules[name]]
 
 
-def duplicate_groups(service, rule: Rule) -> tuple[list[dict], bool]:
+SCANNED = 20000  # records a draft rule's group without key columns is computed over (in memory)
+FUZZY_BUCKET = 200  # records compared pairwise within one candidate block
+
+
+def _keyed_columns(service, obj, table, group) -> list | None:
+    """The key columns of a rule group, when the live plan keeps them as this group computes them."""
+    specs = plan_for(service.registry).specs.get(obj.name, {})
+    cols = []
+    for cond in group:
+        column = column_for(cond.method, cond.field)
+        spec = specs.get(column)
+        if cond.fuzzy or spec is None or table.c.get(column) is None or spec.region != cond.region:
+            return None
+        cols.append(table.c[column])
+    return cols
+
+
+def _root(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _groups_in_memory(service, conn, table, where, group) -> list[tuple[list[str], int]]:
+    """(ids, count) per set of records matching one rule group, keys computed from the field values:
+    a draft rule's group has no key columns yet. Fuzzy conditions compare pairwise within blocks."""
+    fields = [cond.field for cond in group]
+    if any(name not in table.c for name in fields):
+        return []
+    region = service.runtime.config.phone_region or "CN"
+    rows = conn.execute(sa.select(table.c.id, *(table.c[n] for n in dict.fromkeys(fields))).where(*where)
+                        .order_by(table.c.created_at, table.c.id).limit(SCANNED)).fetchall()
+    buckets: dict[tuple, list[tuple[str, list]]] = {}
+    for row in rows:
+        record = row._mapping
+        keys, bucket = [], []
+        for cond in group:
+            key = _key(cond.method, record.get(cond.field), cond.region, region)
+            if not key:
+                break
+            keys.append(key)
+            bucket.append(normalize.block_key(key) if cond.fuzzy else key)
+        else:
+            buckets.setdefault(tuple(bucket), []).append((row.id, keys))
+    found = []
+    fuzzy = [i for i, cond in enumerate(group) if cond.fuzzy]
+    for members in buckets.values():
+        if len(members) < 2:
+            continue
+        if not fuzzy:
+            found.append(([m[0] for m in members], len(members)))
+            continue
+        members = members[:FUZZY_BUCKET]
+        parent = list(range(len(members)))
+        for i in range(len(members)):
+            for j in range(i + 1, len(members)):
+                if all(normalize.similarity(members[i][1][k], members[j][1][k]) >= group[k].threshold
+                       for k in fuzzy):
+                    parent[_root(parent, j)] = _root(parent, i)
+        sets: dict[int, list[str]] = {}
+        for i, member in enumerate(members):
+            sets.setdefault(_root(parent, i), []).append(member[0])
+        found.extend((ids, len(ids)) for ids in sets.values() if len(ids) > 1)
+    found.sort(key=lambda item: -item[1])
+    return found
+
+
+def duplicate_groups(service, rule: Rule, draft: bool = False) -> tuple[list[dict], bool]:
     """Groups of the rule object's records that share every match key of one rule group, among
     the records the user may read (so a group never reveals a record they cannot); fuzzy groups are
-    left out (a group is an index lookup, fuzzy matching is pairwise). (groups, some were fuzzy)."""
+    left out (a group is an index lookup, fuzzy matching is pairwise). (groups, some were fuzzy).
+
+    `draft`: the rule is not applied yet (the admin studio's "test on existing data"): a group
+    whose key columns do not exist yet, or a fuzzy one, is computed from the field values of up
+    to SCANNED records instead."""
     obj = service.obj(rule.object)
     table = service.compiled.tables[obj.name]
     ctx = FilterContext.current()
@@ -272,6 +344,15 @@ def duplicate_groups(service, rule: Rule) -> tuple[list[dict], bool]:
         ensure_keyed(tx, service.runtime, service.compiled)
         conn = tx.conn
         for group in rule.groups:
+            labels = [obj.all_fields[c.field].display_label(locale) for c in group if c.field in obj.all_fields]
+            cols = _keyed_columns(service, obj, table, group) if draft else None
+            if draft and cols is None:
+                for ids, count in _groups_in_memory(service, conn, table, base, group)[:GROUPS_SHOWN]:
+                    ids = ids[:MEMBERS_SHOWN]
+                    if tuple(ids) not in seen:
+                        seen.add(tuple(ids))
+                        groups.append({"ids": ids, "count": count, "fields": labels})
+                continue
             if any(cond.fuzzy for cond in group):
                 fuzzy = True
                 continue
@@ -282,7 +363,6 @@ def duplicate_groups(service, rule: Rule) -> tuple[list[dict], bool]:
             keys = conn.execute(sa.select(*cols, sa.func.count().label("n")).where(*where).group_by(*cols)
                                 .having(sa.func.count() > 1).order_by(sa.desc("n"), *cols)
                                 .limit(GROUPS_SHOWN)).fetchall()
-            labels = [obj.all_fields[c.field].display_label(locale) for c in group if c.field in obj.all_fields]
             for key in keys:
                 ids = conn.execute(sa.select(table.c.id).where(
                     *where, *(col == value for col, value in zip(cols, key[:len(cols)])))

@@ -89,12 +89,14 @@ def register(app: Flask) -> None:
     features = list(app.extensions["metacrm"].features)
 
     bp = Blueprint("web", __name__, template_folder="templates")
-    public = set()
+    public, own_token = set(), set()
     routes = [*PAGES, *(route for f in features if f.pages is not None for route in f.pages)]
     for p in routes:
         bp.add_url_rule(p.rule, endpoint=p.endpoint, view_func=p.view, methods=list(p.methods))
         if p.public:
             public.add(f"web.{p.endpoint}")
+        if not getattr(p, "csrf", True):
+            own_token.add(f"web.{p.endpoint}")
     entries = {e.key: e for e in nav}
     for f in features:
         entries.update({e.key: e for e in f.nav})
@@ -111,13 +113,16 @@ def register(app: Flask) -> None:
             if session.get(csrf.SESSION_KEY) and session.get("uid"):
                 notify(i18n.t("login.expired"), "info")
             return redirect(url_for("web.login", next=request.full_path.rstrip("?")), code=303)
-        if not csrf.request_is_valid():
+        if request.endpoint not in own_token and not csrf.request_is_valid():
             return render_page("error.html", 400, title=i18n.t("error.bad_request"), message=i18n.t("csrf.failed"))
         return None
 
     @bp.after_request
     def headers(response):
-        response.headers["Content-Security-Policy"] = CSP
+        # A page may widen only who may frame it (g.frame_ancestors: the embeddable public forms)
+        ancestors = g.get("frame_ancestors")
+        response.headers["Content-Security-Policy"] = (
+            CSP.replace("frame-ancestors 'none'", f"frame-ancestors {ancestors}") if ancestors else CSP)
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 

@@ -26,6 +26,11 @@ from .i18n import current_locale, t
 FIELD_TYPES = ("text", "textarea", "integer", "decimal", "currency", "percent", "boolean", "date", "datetime",
                "email", "phone", "url", "picklist", "multipicklist", "lookup", "user")
 
+# The types the field editor (metacrm/studio/fields) creates; the add-field form keeps the simple ones.
+STUDIO_TYPES = ("formula", "rollup", "autonumber", "picklist", "multipicklist", "lookup", "currency", "decimal",
+                *(ty for ty in FIELD_TYPES if ty not in ("picklist", "multipicklist", "lookup", "currency",
+                                                         "decimal")))
+
 
 def _require_admin() -> None:
     if not current_access().has_permission("metadata.apply"):
@@ -160,8 +165,9 @@ def _object_context(name: str, **extra: Any) -> dict:
         raise NotFound(f"Unknown object {name!r}.", code="unknown_object")
     obj = registry.object(name)
     locale = current_locale()
+    own = {fdoc.get("name") for fdoc in (registry.get("object", name) or {}).get("fields") or []}
     fields = [{"name": f.name, "label": f.display_label(locale), "type": f.type, "required": f.required,
-               "system": f.system, "read_only": f.read_only,
+               "system": f.system, "read_only": f.read_only, "editable": f.name in own,
                "target": ", ".join(f.target) if f.type == "lookup" else ""}
               for f in obj.all_fields.values() if f.type != "password" or not f.system]
     targets = [(n, o.display_label(locale)) for n, o in sorted(registry.objects.items())]
@@ -169,6 +175,7 @@ def _object_context(name: str, **extra: Any) -> dict:
                for d in registry.layouts(name)]
     return dict(obj=obj, obj_label=obj.display_label(locale), fields=fields, layouts=layouts, targets=targets,
                 types=[(ty, t(f"type.{ty}")) for ty in FIELD_TYPES],
+                studio_types=[(ty, t(f"type.{ty}")) for ty in STUDIO_TYPES],
                 new_layout=url_for("web.admin_document", kind="layout", name=f"{name}_default", new=1)
                 if not layouts else None,
                 values=extra.pop("values", {"add_layout": "on", "add_list": "on"}),

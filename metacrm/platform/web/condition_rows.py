@@ -25,7 +25,7 @@ OPERATORS = {
     "text": ("eq", "ne", "contains", "startswith", "is_null"),
     "choice": ("eq", "ne", "is_null"),
     "number": ("eq", "ne", "gt", "gte", "lt", "lte", "is_null"),
-    "date": ("eq", "gte", "lte", "gt", "lt", "within_last_days", "is_null"),
+    "date": ("eq", "gte", "lte", "gt", "lt", "within_last_days", "older_than_days", "is_null"),
     "boolean": ("eq",),
     "multi": ("contains", "is_null"),
     "id": ("eq", "ne", "is_null"),
@@ -73,7 +73,7 @@ def _value(fdef: FieldDef, op: str, text: str) -> Any:
     kind = row_kind(fdef)
     if op == "is_null":
         return text != "false"
-    if op == "within_last_days" or (kind == "number" and fdef.value_type == "integer"):
+    if op in ("within_last_days", "older_than_days") or (kind == "number" and fdef.value_type == "integer"):
         try:
             return int(text)
         except ValueError:
@@ -163,7 +163,7 @@ def describe(flt: Any, fields: Mapping[str, FieldDef]) -> list[str] | None:
             return None
         op, value = next(iter(cond.items())) if isinstance(cond, dict) and len(cond) == 1 else ("eq", cond)
         if isinstance(cond, dict) and len(cond) != 1 or op not in (*OPERATORS["number"], *OPERATORS["text"],
-                                                                    "in", "nin", "within_last_days"):
+                                                                    "in", "nin", "within_last_days", "older_than_days"):
             return None
         values = value if isinstance(value, list) else [value]
         if any(isinstance(v, (dict, list)) or (isinstance(v, str) and v.startswith("$")) for v in values):

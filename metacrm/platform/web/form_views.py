@@ -142,9 +142,10 @@ def duplicate_links(service: RecordService, exc: CrmError) -> list[dict]:
 
 def _duplicate_text(service: RecordService, exc: CrmError, kind: str = "blocked") -> str | None:
     """'This lead matches 1 existing record (rule: Same email).' in the reader's language, with the
-    rules by their labels; None when a feature's text (e.g. a holder's name for 报备) should speak."""
+    rules by their labels; None when a feature's text (e.g. a holder's name for 报备) should speak.
+    A warning names no record, so it is said the same way when some matches are hidden."""
     matches = exc.extra.get("duplicates") or []
-    if not matches or any(m.get("hidden") for m in matches):
+    if not matches or (kind != "warned" and any(m.get("hidden") for m in matches)):
         return None
     locale = current_locale()
     labels = []

@@ -251,7 +251,7 @@ def build_form(service: RecordService, obj: ObjectDef, layout: Layout, *, creati
             ff = FormField(
                 fdef=fdef, label=fdef.display_label(locale), widget=WIDGETS.get(fdef.type, "text"),
                 editable=editable, required=editable and (fdef.required or name in layout.required),
-                help=fdef.help,
+                help=label_text(fdef.help, locale) if fdef.help else None,
             )
             if ff.widget in ("select", "multiselect"):
                 ff.options = display.options(fdef, role_names)

@@ -65,7 +65,8 @@ def setup(ctx) -> None:
     ctx.before_save("lead", leads.key_lead_hook, order=150, ops=SAVE)
     ctx.after_save("activity", scoring.follow_up_after_save, ops=WRITES)
     ctx.after_save("lead_priority_rule", leads.priority_rule_changed, ops=WRITES)
-    ctx.record_action("lead", "convert", leads.convert_action, label={"en": "Convert", "zh-CN": "转化"})
+    ctx.record_action("lead", "convert", leads.convert_action, label={"en": "Convert", "zh-CN": "转化"},
+                      dialog="web.lead_convert")  # convert_pages.py: account / contact / opportunity first
     ctx.job("rescore_key_leads", leads.rescore_job)
     # L4 opportunities and quotes
     ctx.before_save("opportunity", opportunities.opportunity_hook, order=150, ops=SAVE)

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ...platform.clock import today, utcnow
-from ...platform.errors import BadRequest, Conflict, NotFound
+from ...platform.errors import BadRequest, Conflict, CrmError, NotFound
 from . import scoring
 from .common import rows, system_on, system_service, to_input, tx_cache
 
@@ -161,8 +161,9 @@ def convert_action(service, record: dict, params: dict) -> dict:
     """POST /records/lead/{id}/actions/convert.
 
     params: `create_opportunity` (default true), `account_id` (use this account instead of
-    matching), `values` {"account": {...}, "contact": {...}, "opportunity": {...}} overriding
-    the mapped values.
+    matching), `match_account` (default true; false: create a new one even when a record
+    matches), `values` {"account": {...}, "contact": {...}, "opportunity": {...}} overriding
+    the mapped values. An error creating a target names it (`object` in the error's extra).
     """
     params = params or {}
     if not isinstance(params, dict):
@@ -222,7 +223,7 @@ def convert_action(service, record: dict, params: dict) -> dict:
             match = target.get("match") or {}
             if params.get(f"{tname}_id"):
                 existing = service.get_record(tname, str(params[f"{tname}_id"]))["id"]
-            elif match:
+            elif match and params.get(f"match_{tname}", True) is not False:
                 if match.get("dedup_rule"):
                     existing = _dedup_match(service, tname, match["dedup_rule"], {
                         k: v for k, v in values.items() if k != "owner"})
@@ -236,7 +237,11 @@ def convert_action(service, record: dict, params: dict) -> dict:
                 result[tname] = None
                 continue
             else:
-                new = service.create_record(tname, to_input(service, tname, values), source="conversion").record
+                try:
+                    new = service.create_record(tname, to_input(service, tname, values), source="conversion").record
+                except CrmError as exc:
+                    exc.extra.setdefault("object", tname)  # which of the targets failed (the dialog's field)
+                    raise
                 if owner and new.get("owner") != owner:
                     # a pool's entry rule took it: the converting user keeps what they converted
                     system_on(service.runtime, tx).system_update(
