@@ -42,19 +42,19 @@ def test_inline_edit_then_mass_update_three_leads(session_for, server, locale, v
         first = leads[0]
         cell = page.locator(f'tr[data-id="{first["id"]}"] [data-inline$="/inline/status"]')
         cell.locator(".inline-pencil").click()
-        cell.locator("form.inline-edit select[name=status]").select_option("working")
+        cell.locator("form.inline-edit select[name=status]").select_option("working", timeout=SLOW)
         s.shot(f"inline-list-{locale}-{viewport['width']}.png")
         cell.locator(".inline-save").click()
-        page.wait_for_function("(el) => !el.querySelector('form')", arg=cell.element_handle())
+        page.wait_for_function("(el) => !el.querySelector('form')", arg=cell.element_handle(), timeout=SLOW)
         assert TEXTS[locale]["working"] in cell.inner_text()
         assert system.get("lead", first["id"])["status"] == "working"
         # On the detail page: the contact's name, in place.
         s.go(f"/records/lead/{first['id']}")
         field = page.locator('dd[data-inline$="/inline/contact_name"]')
         field.locator(".inline-pencil").click()
-        field.locator("input[name=contact_name]").fill("Zhang Min")
+        field.locator("input[name=contact_name]").fill("Zhang Min", timeout=SLOW)
         field.locator(".inline-save").click()
-        page.wait_for_function("(el) => !el.querySelector('form')", arg=field.element_handle())
+        page.wait_for_function("(el) => !el.querySelector('form')", arg=field.element_handle(), timeout=SLOW)
         assert "Zhang Min" in field.inner_text()
         assert system.get("lead", first["id"])["contact_name"] == "Zhang Min"
         s.shot(f"inline-detail-{locale}-{viewport['width']}.png")
