@@ -62,6 +62,7 @@ MINIMAL: dict[str, dict] = {
                         "entries": [{"assign_to": {"pool": "probe_pool"}}]},
     "app": {"kind": "app", "name": "probe_app", "objects": ["probe"]},
     "view": {"kind": "view", "name": "probe_view", "object": "probe"},
+    "dashboard": {"kind": "dashboard", "name": "probe_dashboard", "widgets": [{"report": "probe_report"}]},
     "web_form": {"kind": "web_form", "name": "probe_form", "object": "probe", "fields": [{"field": "title"}]},
 }
 

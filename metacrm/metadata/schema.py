@@ -40,6 +40,7 @@ KINDS: tuple[str, ...] = (
     "assignment_rule",
     "app",
     "view",
+    "dashboard",
     "web_form",
 )
 

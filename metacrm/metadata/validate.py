@@ -483,5 +483,5 @@ CHECKERS: dict[str, Callable[[Registry, dict, Report], None]] = {
     "assignment_rule": check_assignment_rule,
     "app": check_app,
 }
-# Each adds its CHECKERS entry ("view", "web_form"); their own modules, this one is long.
-from . import validate_views, validate_web_forms  # noqa: F401
+# Each adds its CHECKERS entry ("view", "web_form", "dashboard"); their own modules, this one is long.
+from . import validate_dashboards, validate_views, validate_web_forms  # noqa: F401

@@ -36,6 +36,7 @@ FEATURES = (
     "metacrm.workflow",
     "metacrm.approval",
     "metacrm.studio.fields",
+    "metacrm.studio.automation",
     "metacrm.studio.layouts",
     "metacrm.plugins",
     "metacrm.studio.rules",

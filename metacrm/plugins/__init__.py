@@ -22,12 +22,13 @@ def seed_demo(runtime: Any) -> str:
 
 
 def register(runtime: Any) -> None:
-    from .lead_to_cash import convert_pages, erp_pages, forecast_pages
+    from .lead_to_cash import analytics_pages, convert_pages, erp_pages, forecast_pages
 
     loader.register(runtime)
     runtime.features.add(FEATURE)
     runtime.features.add(erp_pages.FEATURE)  # the ERP link's admin page (/admin/erp)
     runtime.features.add(forecast_pages.FEATURE)  # the manager's forecast page (/forecast)
+    runtime.features.add(analytics_pages.FEATURE)  # ROI, win / loss, aging, commission pages (/analytics/...)
     runtime.features.add(convert_pages.FEATURE)  # the conversion dialog and "create from" buttons
 
 

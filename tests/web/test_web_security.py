@@ -115,6 +115,10 @@ def url_for_rule(rule, ids: dict) -> str:
         values["name"] = "erp_connector"
     if rule.endpoint.startswith("web.admin_role"):
         values["name"] = "sales_rep"
+    if rule.endpoint.startswith("web.studio_approval"):
+        values["name"] = "quote_discount"
+    if rule.endpoint.startswith("web.studio_workflow"):
+        values["name"] = "stalled_opportunity"
     if rule.endpoint == "web.studio_layout_designer":
         values["name"] = "lead_default"
     if rule.endpoint == "web.studio_layout_new":

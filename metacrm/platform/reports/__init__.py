@@ -31,12 +31,14 @@ __all__ = ["FEATURE", "aggregate", "can_report", "list_reports", "period_key", "
 
 def register(runtime) -> None:
     runtime.features.add(FEATURE)
+    # the home page asks for the user's composed dashboard through this (the core names no feature)
+    runtime.extensions["home_dashboard"] = dashboards.composed_widgets
 
 
 from pathlib import Path
 
 from ..features import Feature
-from . import api, builder, pages  # noqa: F401 - builder adds its pages to pages.routes
+from . import api, builder, dashboards, pages  # noqa: F401 - builder and dashboards add their pages to pages.routes
 
 HERE = Path(__file__).resolve().parent
 FEATURE = Feature("reports", api=api.routes, openapi=api.openapi_paths, pages=pages.routes, nav=pages.NAV,

@@ -201,6 +201,9 @@ def _chart(doc: dict, groups: list[dict], measures: list[dict], table: list[dict
 def report_run(name: str):
     context, status = report_context(name)
     context["can_edit"] = _may_edit(context["doc"])
+    from .dashboards import own_version  # dashboards.py builds on this module
+
+    context["dash_version"] = own_version(current_service())  # "Add to my dashboard" (None: no user)
     return render_page("reports/run.html", status, **context)
 
 

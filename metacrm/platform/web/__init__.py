@@ -201,6 +201,7 @@ def _nav_sections() -> dict[str, list[dict]]:
     endpoint = request.endpoint or ""
     current_object = (request.view_args or {}).get("object_name")
     sections: dict[str, list[dict]] = {"main": [], "records": [], "admin": []}
+    in_apps: list[tuple[str, dict]] = []
     for entry in sorted(current_app.extensions.get("metacrm.nav", nav), key=lambda e: (e.order, e.key)):
         try:
             if not entry.visible(access):
@@ -209,9 +210,22 @@ def _nav_sections() -> dict[str, list[dict]]:
         except Exception:  # a feature's broken entry must not break every page
             log.exception("navigation entry %s failed", entry.key)
             continue
-        sections.setdefault(entry.section, []).append(
-            {"key": entry.key, "text": entry.text(), "href": href, "active": endpoint == entry.endpoint,
-             "title": i18n.t(entry.title) if entry.title else ""}
-        )
+        item = {"key": entry.key, "text": entry.text(), "href": href, "active": endpoint == entry.endpoint,
+                "title": i18n.t(entry.title) if entry.title else ""}
+        if entry.app:
+            in_apps.append((entry.app, item))
+        else:
+            sections.setdefault(entry.section, []).append(item)
+    active_app = next((name for name, item in in_apps if item["active"]), None)
+    if active_app and session.get(apps.SESSION_KEY) != active_app:
+        session[apps.SESSION_KEY] = active_app  # a page of an app opens that app (as /apps/<name> does)
     sections.update(apps.sections(current_object))
+    # app-bound links: under the current app's objects; in "main" when the user has no such app
+    shown = {e["key"] for e in sections.get("apps", [])}
+    current = (sections.get("current_app") or [{}])[0].get("key")
+    for app_name, item in in_apps:
+        if f"app:{app_name}" not in shown:
+            sections["main"].append(item)
+        elif app_name == current:
+            sections["records"].append(item)
     return sections

@@ -47,6 +47,9 @@ class NavEntry:
     section: str = "main"  # "main", "records", "admin", "bell" (header icons) or a group of its own
     order: int = 100
     title: str | None = None  # a catalogue key: the tooltip and screen-reader text (header icons)
+    # An app's name: the link is listed under that app's objects while the app is the current one
+    # (in "main" when the user has no such app), e.g. a report page in Marketing or Finance.
+    app: str | None = None
 
     def text(self) -> str:
         return self.label() if callable(self.label) else t(self.label)

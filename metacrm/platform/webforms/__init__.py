@@ -13,15 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..features import Feature, Routes
-from . import admin, api, public
+from ..features import Feature
+from . import api, pages
 
 HERE = Path(__file__).resolve().parent
 
-routes = Routes()
-routes.items.extend([*public.routes, *admin.routes])
-
-FEATURE = Feature("webforms", api=api.routes, openapi=api.openapi_paths, pages=routes, nav=admin.NAV, templates=HERE / "templates", messages=HERE / "messages")
+FEATURE = Feature("webforms", api=api.routes, openapi=api.openapi_paths, pages=pages.routes, nav=pages.NAV,
+                  templates=HERE / "templates", messages=HERE / "messages")
 
 
 def register(runtime) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ...platform.features import Feature
 from . import dedup_form, index, pool_form  # noqa: F401 - each adds its pages to routes
-from .routes import routes
+from .pages import routes
 
 HERE = Path(__file__).resolve().parent
 FEATURE = Feature("studio_rules", pages=routes, nav=index.NAV, templates=HERE / "templates",

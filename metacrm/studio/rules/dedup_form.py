@@ -28,8 +28,8 @@ from ...platform.web.condition_rows import field_choices, row_kind
 from ...platform.web.core import current_service, notify, redirect_to, render_page
 from ...platform.web.i18n import current_locale, t
 from . import common
+from .pages import page
 from .pool_form import _condition_values, _read_condition
-from .routes import page
 
 KIND = "dedup_rule"
 METHODS = ("exact", "normalized", "company_name", "email", "phone", "fuzzy")

@@ -8,7 +8,7 @@ from ...metadata.model import label_text
 from ...platform.web.admin import _require_admin
 from ...platform.web.core import NavEntry, current_access, current_service, render_page
 from ...platform.web.i18n import current_locale, t
-from .routes import page
+from .pages import page
 
 
 def _object_label(registry, name: str, locale: str) -> str:

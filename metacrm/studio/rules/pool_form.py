@@ -23,7 +23,7 @@ from ...platform.web.condition_rows import describe, field_choices, row_kind, ro
 from ...platform.web.core import current_service, notify, redirect_to, render_page
 from ...platform.web.i18n import current_locale, t
 from . import common
-from .routes import page
+from .pages import page
 
 KIND = "pool"
 STRATEGIES = ("manual", "round_robin", "load_balanced")
