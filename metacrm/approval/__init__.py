@@ -23,7 +23,7 @@ from ..workflow.actions import register_approval_people
 from . import api, pages
 from .decisions import decide, recall
 from .gates import gate_error_text, gate_hook
-from .locks import lock_hook
+from .locks import lock_hook, record_locked
 from .submission import seed_approved, submit, submit_action
 from .tables import TABLES
 from .timeouts import timeouts_sweep
@@ -54,6 +54,7 @@ def register(runtime: Any) -> None:
     runtime.extensions.setdefault("web_error_texts", {})["approval_required"] = gate_error_text
     runtime.extensions.setdefault("web_error_texts", {})["duplicate"] = pages.duplicate_text
     runtime.extensions.setdefault("web_error_offers", {})["duplicate"] = pages.transfer_offers
+    runtime.extensions["record_locked"] = record_locked  # the web's inline edit offers no pencil then
     runtime.features.add(FEATURE)
 
 

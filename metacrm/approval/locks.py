@@ -41,3 +41,25 @@ def lock_hook(ctx: Any) -> None:
             return
     raise Locked("The record is locked while its approval request is pending.", code="record_locked",
                  request=req.id)
+
+
+def record_locked(service: Any, obj_name: str, record_id: str) -> bool:
+    """Whether this user's changes to the record would be refused by the lock (the web's inline
+    edit offers no pencil then): a pending request whose process locks, for a non-admin who is
+    not one of its current approvers allowed to edit."""
+    if service.access.is_admin or obj_name not in objects_with_processes(service.compiled):
+        return False
+    with service.runtime.reading() as conn:
+        req = pending_for_record(conn, obj_name, record_id)
+        if req is None:
+            return False
+        process = service.registry.get("approval_process", req.process) or {}
+        if process.get("lock_record", True) is False:
+            return False
+        if process.get("approver_can_edit"):
+            current = conn.execute(sa.select(task.c.id).where(
+                task.c.request_id == req.id, task.c.round == req.round, task.c.status == T_PENDING,
+                task.c.approver == service.principal.user_id)).first()
+            if current is not None:
+                return False
+    return True

@@ -23,6 +23,7 @@ class Config:
     phone_region: str = "CN"
     smtp_url: str | None = None
     cookie_secure: bool = False  # mark the session cookie Secure (set when served over HTTPS)
+    mass_job_threshold: int = 1000  # a mass action on more records runs as a background job
     testing: bool = False
     max_file_bytes: int = 10 * 1024 * 1024  # one uploaded file (METACRM_MAX_FILE_MB)
 
@@ -41,6 +42,7 @@ class Config:
             smtp_url=env.get("METACRM_SMTP_URL") or None,
             cookie_secure=env.get("METACRM_COOKIE_SECURE", "").strip().lower() in ("1", "true", "yes", "on"),
             max_file_bytes=int(float(env.get("METACRM_MAX_FILE_MB", "10")) * 1024 * 1024),
+            mass_job_threshold=int(env.get("METACRM_MASS_JOB_THRESHOLD", "1000")),
         )
         for key, value in overrides.items():
             setattr(config, key, value)

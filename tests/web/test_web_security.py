@@ -76,7 +76,10 @@ def seeded(runtime, app, client, system):
     with runtime.engine.connect() as conn:  # the metadata change log's newest entry
         change = conn.execute(sa.select(sa.func.max(db.meta_change.c.id))).scalar()
     upload_id, job_id = _import_upload_and_job(web)
-    return {"upload": upload_id, "job": job_id, "lead": lead["id"], "pooled": pooled["id"], "account": account["id"], "opportunity": opportunity["id"],
+    mass_run = post(web, "/records/lead/mass/run", {"_ids": lead["id"], "_action": "update", "_field": "product_line",
+                                                    "product_line": "hardware"})
+    assert mass_run.status_code == 303, mass_run.text[:2000]
+    return {"upload": upload_id, "job": job_id, "mass_job": mass_run.headers["Location"].rsplit("/", 1)[1], "lead": lead["id"], "pooled": pooled["id"], "account": account["id"], "opportunity": opportunity["id"],
             "request": submitted.get_json()["id"], "notification": note, "rep": rep, "boss": boss, "web": web,
             "change": change}
 
@@ -107,7 +110,7 @@ def url_for_rule(rule, ids: dict) -> str:
     """The rule's path with real values for its arguments."""
     values = {"upload_id": ids["upload"], "job_id": ids["job"], "fmt": "csv", "object_name": "lead", "record_id": ids["lead"], "action_name": "convert", "pool_name": "general_leads",
               "request_id": ids["request"], "notification_id": ids["notification"], "kind": "object",
-              "name": "lead", "action": "install", "filename": "app.css", "change_id": ids.get("change")}
+              "name": "lead", "action": "install", "filename": "app.css", "change_id": ids.get("change"), "field": "company"}
     if rule.endpoint.startswith("web.admin_plugin"):
         values["name"] = "erp_connector"
     if rule.endpoint.startswith("web.admin_role"):
@@ -126,6 +129,8 @@ def url_for_rule(rule, ids: dict) -> str:
         values["name"] = "leads_by_source_and_status"
     if rule.endpoint == "web.duplicate_rule_groups":
         values["rule_name"] = "lead_same_company_or_contact"
+    if rule.endpoint == "web.record_mass_job":
+        values["job_id"] = ids["mass_job"]
     if rule.endpoint.startswith(("web.web_form", "web.admin_web_form")):
         values["name"] = "contact_sales"
     if rule.endpoint == "web.create_from":  # a contract made from an opportunity

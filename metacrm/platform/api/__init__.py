@@ -228,4 +228,4 @@ def build_blueprint(runtime) -> Blueprint:
     return bp
 
 
-from . import actions, auth, exports, idempotency, meta, meta_changes, openapi, outbox, records, views  # noqa: F401  (routes register on import)
+from . import actions, auth, exports, idempotency, mass, meta, meta_changes, openapi, outbox, records, views  # noqa: F401  (routes register on import)

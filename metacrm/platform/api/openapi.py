@@ -363,9 +363,9 @@ def feature_paths(access: Access) -> dict:
     feature describe themselves: openapi_paths() or openapi_paths(access) or (runtime, access)."""
     import inspect
 
-    from . import actions, exports, meta_changes
+    from . import actions, exports, mass, meta_changes
 
-    describers = [exports.openapi_paths, actions.openapi_paths, meta_changes.openapi_paths]
+    describers = [exports.openapi_paths, actions.openapi_paths, meta_changes.openapi_paths, mass.openapi_paths]
     describers += [feature.openapi for feature in runtime().features if feature.openapi is not None]
     paths: dict = {}
     for describe in describers:

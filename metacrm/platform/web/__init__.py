@@ -70,6 +70,7 @@ from . import (  # noqa: F401  (pages)
     kanban,
     list_views,
     pwa,
+    quick,
     record_views,
     saved_views,
     stage_path,

@@ -210,10 +210,15 @@ def build_widgets(service: RecordService) -> list[dict]:
 @page("/")
 def home():
     """The user's dashboard (composed from saved reports by the reports feature, which registers
-    `home_dashboard`: metacrm/platform/reports/dashboards.py), else the built-in widgets."""
+    `home_dashboard`: metacrm/platform/reports/dashboards.py), else the built-in widgets; above it
+    the records the user opened lately (web/quick/recent.py). The greeting uses the display name."""
+    from .core import current_display_name
+    from .quick.recent import recent_items
+
     me = current_principal()
     service = current_service()
     composer = service.runtime.extensions.get("home_dashboard")
     composed = composer(service) if composer else None
     return render_page("dashboard.html", widgets=build_widgets(service) if composed is None else composed,
-                       composed=composed is not None, name=me.username, can_edit=bool(me.user_id))
+                       composed=composed is not None, name=current_display_name(), can_edit=bool(me.user_id),
+                       recent=recent_items())

@@ -189,7 +189,7 @@ def _list_page(object_name: str, deleted: bool):
     columns = list(layout.list_columns)
     if deleted and "deleted_at" in visible and "deleted_at" not in columns:
         columns.append("deleted_at")
-    fetch = list(dict.fromkeys(columns + [n for n, _ in order] + ["owner", "record_type"]
+    fetch = list(dict.fromkeys(columns + [n for n, _ in order] + ["owner", "record_type", "version"]
                                + ([obj.name_field] if obj.name_field in visible else [])))
     fetch = [n for n in fetch if n in visible]
     try:
@@ -217,11 +217,18 @@ def _list_page(object_name: str, deleted: bool):
     for item in items:
         names.want_record(obj, item, columns)
     names.resolve()
+    from .quick import inline, mass  # inline edit and mass actions (quick/)
+
+    editable = set() if deleted else inline.editable_fields(service, obj, layout)
     rows = []
     for item in items:
+        row_edit = bool(editable) and service.access.allows_row(obj.name, "edit", item)
         cells = [{"name": n, "label": obj.all_fields[n].display_label(locale),
-                  "shown": display.show(obj.all_fields[n], item.get(n), names, item)} for n in columns]
+                  "shown": display.show(obj.all_fields[n], item.get(n), names, item),
+                  "inline": inline.inline_url(obj, item["id"], n) if row_edit and n in editable else None}
+                 for n in columns]
         rows.append({"id": item["id"], "title": display.record_title(obj, item), "cells": cells,
+                     "version": item.get("version"),
                      "href": url_for("web.record_detail", object_name=obj.name, record_id=item["id"]),
                      "can_restore": deleted and service.access.allows_row(obj.name, "delete", item)})
     base = _args_without(("after", "before"), object_name=obj.name)
@@ -249,6 +256,7 @@ def _list_page(object_name: str, deleted: bool):
         record_types=obj.record_types,
         export_url=None if deleted else _export_url(service, obj.name), bar=bar, view=view,
         export_xlsx_url=None if deleted else _export_url(service, obj.name, "xlsx"),
+        selection=None if deleted else mass.list_toolbar(service, obj, flt, view),
     )
 
 

@@ -123,12 +123,18 @@ def record_detail(object_name: str, record_id: str):
     system = [n for n in SYSTEM_SHOWN if n in record and n not in shown_fields and record.get(n) is not None]
     names.want_record(obj, record, shown_fields + system)
     names.resolve()
+    from .quick import inline, recent  # inline edit and recent items (quick/)
+
+    recent.remember(obj.name, record["id"])
+    editable = inline.editable_fields(service, obj, layout) if service.access.allows_row(
+        obj.name, "edit", record) and not inline.record_locked(service, obj, record["id"]) else set()
 
     def cell(name: str) -> dict:
         fdef = obj.all_fields[name]
         return {"name": name, "label": fdef.display_label(locale), "shown": display.show(fdef, record.get(name),
                                                                                           names, record),
-                "long": fdef.type in forms.LONG_TYPES}
+                "long": fdef.type in forms.LONG_TYPES,
+                "inline": inline.inline_url(obj, record["id"], name) if name in editable else None}
 
     sections = [{"label": s.label, "columns": s.columns,
                  "cells": [cell(n) for n in s.fields if n in record]} for s in layout.sections]

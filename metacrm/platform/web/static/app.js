@@ -182,6 +182,7 @@
   }
 
   document.querySelectorAll(".lookup[data-targets]").forEach(enhanceLookup);
+  window.metacrmLookup = enhanceLookup;  // for inputs added later (inline edit: quick.js)
 
   /* The header's search box: "/" or Ctrl+K focuses it; typing shows the best matches (the
      search page's own groups, rendered by the server for this user); Enter opens the page. */
