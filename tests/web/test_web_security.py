@@ -76,12 +76,17 @@ def seeded(runtime, app, client, system):
     with runtime.engine.connect() as conn:  # the metadata change log's newest entry
         change = conn.execute(sa.select(sa.func.max(db.meta_change.c.id))).scalar()
     upload_id, job_id = _import_upload_and_job(web)
+    from metacrm.platform.files import store as file_store
+
+    task = system.create("activity", {"subject": f"Call {SCRIPT}", "type": "call", "related_to": lead["id"],
+                                      "owner": admin_id, "due_date": "2026-12-24"})
+    attached = file_store.add_file(system, "lead", lead["id"], file_store.Upload("notes.txt", "text/plain", b"hello"))
     mass_run = post(web, "/records/lead/mass/run", {"_ids": lead["id"], "_action": "update", "_field": "product_line",
                                                     "product_line": "hardware"})
     assert mass_run.status_code == 303, mass_run.text[:2000]
     return {"upload": upload_id, "job": job_id, "mass_job": mass_run.headers["Location"].rsplit("/", 1)[1], "lead": lead["id"], "pooled": pooled["id"], "account": account["id"], "opportunity": opportunity["id"],
             "request": submitted.get_json()["id"], "notification": note, "rep": rep, "boss": boss, "web": web,
-            "change": change}
+            "change": change, "file": attached["id"], "task": task["id"]}
 
 
 def _import_upload_and_job(web) -> tuple[str, str]:
@@ -110,7 +115,8 @@ def url_for_rule(rule, ids: dict) -> str:
     """The rule's path with real values for its arguments."""
     values = {"upload_id": ids["upload"], "job_id": ids["job"], "fmt": "csv", "object_name": "lead", "record_id": ids["lead"], "action_name": "convert", "pool_name": "general_leads",
               "request_id": ids["request"], "notification_id": ids["notification"], "kind": "object",
-              "name": "lead", "action": "install", "filename": "app.css", "change_id": ids.get("change"), "field": "company"}
+              "name": "lead", "action": "install", "filename": "app.css", "change_id": ids.get("change"), "field": "company",
+              "file_id": ids["file"], "activity_id": ids["task"], "field_name": "company", "type": "formula"}
     if rule.endpoint.startswith("web.admin_plugin"):
         values["name"] = "erp_connector"
     if rule.endpoint.startswith("web.admin_role"):
