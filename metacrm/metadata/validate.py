@@ -99,6 +99,10 @@ def _filter(obj: ObjectDef | None, flt: Any, path: str, report: Report, allow_ch
 
 
 def _template(text: Any, path: str, report: Report) -> None:
+    if isinstance(text, dict):  # a map of locale to template: each checked
+        for locale, one in text.items():
+            _template(one, f"{path}/{locale}", report)
+        return
     if isinstance(text, str) and ("{{" in text or "{%" in text):
         try:
             _SANDBOX.parse(text)

@@ -240,10 +240,34 @@ def recipients(actx: ActionContext, spec: Any) -> list[str]:
     return list(dict.fromkeys(u for u in found if u))
 
 
-def default_subject(actx: ActionContext) -> str:
+def default_subject(actx: ActionContext, locale: str = "en") -> str:
+    """"Opportunity: Big deal" in `locale` (the object's label in it, the locale's colon)."""
+    from ..platform.i18n import translate
+
     name_field = actx.obj.name_field
     name = actx.record.get(name_field) if name_field else None
-    return f"{actx.obj.display_label()}: {name or actx.record.get('id')}"
+    label, title = actx.obj.display_label(locale), name or actx.record.get("id")
+    text = translate(locale, "notifications.default_subject", object=label, name=title)
+    return text if text != "notifications.default_subject" else f"{label}: {title}"
+
+
+def notify_texts(actx: ActionContext, action: dict) -> dict[str, dict[str, str]]:
+    """{locale: {subject, body}} of a notify action, in every shipped locale and every locale its
+    `subject` / `template` map names: a map's entry for the locale (else its English, else any),
+    the default subject in the locale when there is none; each a template rendered with the record."""
+    from ..metadata.model import label_text
+    from ..platform.i18n import LOCALES
+
+    subject, template = action.get("subject"), action.get("template")
+    locales = list(LOCALES) + [k for v in (subject, template) if isinstance(v, dict) for k in v if k not in LOCALES]
+    context = actx.template_context()
+    out = {}
+    for locale in dict.fromkeys(locales):
+        out[locale] = {
+            "subject": render(label_text(subject, locale), **context) if subject else default_subject(actx, locale),
+            "body": render(label_text(template, locale) if template else "", **context),
+        }
+    return out
 
 
 # --- running ------------------------------------------------------------------------------
@@ -320,11 +344,12 @@ def _run_notify(actx: ActionContext, action: dict, index: int) -> None:
     if not users:
         log.info("notify (%s): no active recipient for %r", actx.rule or actx.event, action.get("to"))
         return
-    context = actx.template_context()
+    texts = notify_texts(actx, action)  # each recipient reads their own language (notifications.texts_for)
     payload = {
         "users": users,
-        "subject": render(action["subject"], **context) if action.get("subject") else default_subject(actx),
-        "body": render(action.get("template") or "", **context),
+        "subject": texts["en"]["subject"],
+        "body": texts["en"]["body"],
+        "texts": texts,
         "object": actx.obj.name,
         "record_id": actx.record.get("id"),
         "rule": actx.rule,

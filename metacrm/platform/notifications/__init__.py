@@ -62,14 +62,28 @@ def _insert(conn: sa.Connection):
     return insert(notification)
 
 
-def _active_users(runtime: Any, user_ids: set[str]) -> set[str]:
+def _active_users(runtime: Any, user_ids: set[str]) -> dict[str, str]:
+    """{user id: locale} of the active users among `user_ids`."""
     if not user_ids:
-        return set()
+        return {}
     users = runtime.compiled().tables["user"]
+    locale = users.c.locale if "locale" in users.c else sa.literal(None)
     with runtime.reading() as conn:
-        return {row.id for row in conn.execute(sa.select(users.c.id).where(
+        return {row.id: row.locale or "en" for row in conn.execute(sa.select(users.c.id, locale.label("locale")).where(
             users.c.id.in_(sorted(user_ids)), users.c.deleted_at.is_(None),
             sa.or_(users.c.active.is_(None), users.c.active.is_(True))))}
+
+
+def texts_for(payload: dict, locale: str) -> tuple[str, str]:
+    """(subject, body) of a payload in `locale`: a workflow notify action renders its message in
+    every language it has (payload "texts": {locale: {subject, body}}); otherwise the stored
+    subject and body (the product's English sentences, localised when read)."""
+    texts = payload.get("texts") or {}
+    for key in (locale, locale.split("-")[0], "en"):
+        if isinstance(texts.get(key), dict):
+            found = texts[key]
+            return found.get("subject") or payload.get("subject") or "", found.get("body") or payload.get("body") or ""
+    return payload.get("subject") or "", payload.get("body") or ""
 
 
 def handle_notify(runtime: Any, items: list[outbox.Item]) -> dict:
@@ -80,9 +94,10 @@ def handle_notify(runtime: Any, items: list[outbox.Item]) -> dict:
     for item in items:
         p = item.payload
         for user_id in dict.fromkeys(u for u in p.get("users") or [] if u in active):
+            subject, body = texts_for(p, active[user_id])
             rows.append({
                 "key": f"{item.key}:{user_id}"[:250], "user_id": user_id, "created_at": now, "read_at": None,
-                "subject": (p.get("subject") or "")[:300] or None, "body": p.get("body") or "",
+                "subject": subject[:300] or None, "body": body,
                 "object": p.get("object"), "record_id": p.get("record_id"),
             })
     if rows:
@@ -107,27 +122,62 @@ def smtp_settings(url: str) -> dict:
     }
 
 
+class _NoNames:
+    """An email names no records by id (no reader's access to check): "a record"."""
+
+    def want(self, *_args) -> None:
+        return None
+
+    def name(self, *_args) -> None:
+        return None
+
+
+def email_texts(runtime: Any, payload: dict, locale: str) -> tuple[str, str]:
+    """(subject, body) of an email in its recipients' `locale`."""
+    from types import SimpleNamespace
+
+    from ..web.history_notes import NoteText
+
+    subject, body = texts_for(payload, locale)
+    words = NoteText(SimpleNamespace(registry=runtime.compiled().registry), _NoNames(), locale=locale)
+    return words.text(subject) or "", words.text(body) or ""
+
+
 def handle_email(runtime: Any, payload: dict) -> None:
+    """One message per language of the recipients (each user's `locale`); addresses given
+    directly ("to") get the payload's English."""
     url = runtime.config.smtp_url
     if not url:
         raise outbox.Skip("no SMTP server configured (METACRM_SMTP_URL)")
-    addresses = payload.get("to") or []
-    if not addresses:
+    groups: dict[str, list[str]] = {}
+    if payload.get("to"):
+        groups["en"] = list(payload["to"])
+    else:
         users = payload.get("users") or []
         table = runtime.compiled().tables["user"]  # read before the connection opens
+        locale = table.c.locale if "locale" in table.c else sa.literal(None)
         with runtime.reading() as conn:
-            addresses = [r.email for r in conn.execute(
-                sa.select(table.c.email).where(table.c.id.in_(users), table.c.email.isnot(None))
-            )]
-    if not addresses:
+            for r in conn.execute(sa.select(table.c.email, locale.label("locale"))
+                                  .where(table.c.id.in_(users), table.c.email.isnot(None)).order_by(table.c.id)):
+                groups.setdefault(r.locale or "en", []).append(r.email)
+    if not groups:
         raise outbox.Skip("no recipient has an email address")
     settings = smtp_settings(url)
-    message = EmailMessage()
-    message["Subject"] = payload.get("subject") or "metacrm notification"
-    message["From"] = settings["sender"] or "metacrm@localhost"
-    message["To"] = ", ".join(addresses)
-    message["Message-ID"] = f"<{payload.get('_key', 'x').replace(':', '.')}@metacrm>"  # receivers may dedupe
-    message.set_content(payload.get("body") or "")
+    message_id = payload.get("_key", "x").replace(":", ".")
+    for locale, addresses in sorted(groups.items()):
+        subject, body = email_texts(runtime, payload, locale)
+        message = EmailMessage()
+        message["Subject"] = subject or "metacrm notification"
+        message["From"] = settings["sender"] or "metacrm@localhost"
+        message["To"] = ", ".join(addresses)
+        suffix = "" if len(groups) == 1 else f".{locale}"
+        message["Message-ID"] = f"<{message_id}{suffix}@metacrm>"  # receivers may dedupe
+        message.set_content(body)
+        message["Content-Language"] = locale  # after set_content, which replaces the Content-* headers
+        _send(settings, message)
+
+
+def _send(settings: dict, message: EmailMessage) -> None:
     client_cls = smtplib.SMTP_SSL if settings["ssl"] else smtplib.SMTP
     with client_cls(settings["host"], settings["port"], timeout=15) as client:
         if settings["starttls"]:
@@ -149,6 +199,17 @@ def as_json(row: Any) -> dict:
         "id": row.id, "subject": row.subject, "body": row.body, "object": row.object, "record": row.record_id,
         "created_at": _iso(row.created_at), "read_at": _iso(row.read_at), "read": row.read_at is not None,
     }
+
+
+def in_locale(service: Any, items: list[dict], locale: str | None) -> list[dict]:
+    """The API's notifications in the reader's language: the product's own English sentences
+    (approval, pool warnings) rendered from their `note.*` template in `locale`; `locale` says which."""
+    from ..web import display
+    from ..web.history_notes import NoteText
+
+    locale = locale or "en"
+    words = NoteText(service, display.Names(service), locale=locale)
+    return [{**n, "subject": words.text(n["subject"]), "body": words.text(n["body"]), "locale": locale} for n in items]
 
 
 def list_for(runtime: Any, user_id: str, *, unread_only: bool = False, limit: int = 50,

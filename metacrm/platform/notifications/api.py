@@ -7,6 +7,7 @@ from flask import g, jsonify, request
 from .. import notifications
 from ..api import runtime
 from ..api.outbox import checked_id, int_arg
+from ..api.records import service
 from ..errors import NotFound
 from ..features import Routes
 
@@ -18,9 +19,9 @@ def list_notifications():
     if g.principal.user_id is None:
         return jsonify({"items": [], "unread": 0})
     unread_only = request.args.get("unread", "").lower() in ("1", "true")
-    return jsonify(notifications.list_for(runtime(), g.principal.user_id, unread_only=unread_only,
-                                          limit=int_arg("limit", 50),
-                                          before=int_arg("before", None, high=2**62)))
+    data = notifications.list_for(runtime(), g.principal.user_id, unread_only=unread_only,
+                                  limit=int_arg("limit", 50), before=int_arg("before", None, high=2**62))
+    return jsonify({**data, "items": notifications.in_locale(service(), data["items"], g.principal.locale)})
 
 
 @routes.post("/notifications/<int:notification_id>/read")

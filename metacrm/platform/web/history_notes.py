@@ -9,8 +9,9 @@ from typing import Any
 
 from ...metadata.model import label_text
 from .. import notes
+from ..i18n import translate
 from . import display
-from .i18n import current_locale, t
+from .i18n import current_locale
 
 PEOPLE = ("who", "approvers", "target")
 USER_IDS = ("before", "after")
@@ -23,11 +24,14 @@ def _english(label: Any, fallback: str) -> str:
 class NoteText:
     """Localises the notes of one page (lookups shared across its entries)."""
 
-    def __init__(self, service, names: display.Names):
+    def __init__(self, service, names: display.Names, locale: str | None = None):
         self.service = service
         self.registry = service.registry
         self.names = names
-        self.locale = current_locale()
+        self.locale = locale or current_locale()  # an API call or an email names the reader's locale
+
+    def t(self, key: str, **values: Any) -> str:
+        return translate(self.locale, key, **values)
 
     # -- label lookups by the English text the note kept ------------------------------------
 
@@ -56,9 +60,9 @@ class NoteText:
 
     def _people(self, value: str) -> str:
         if value == "the system":
-            return t("history.system")
+            return self.t("history.system")
         if value == "nobody":
-            return t("common.none")
+            return self.t("common.none")
         return value
 
     def _object(self, value: str) -> str:
@@ -117,7 +121,7 @@ class NoteText:
                 out[name] = self._rule(value)
             elif name == "event":
                 key = f"approvals.event.{value}"
-                out[name] = t(key) if t(key) != key else value
+                out[name] = self.t(key) if self.t(key) != key else value
             elif name in PEOPLE:
                 out[name] = self._people(value)
             elif name in USER_IDS:
@@ -130,17 +134,17 @@ class NoteText:
                 out[name] = self._object_by_label(value)
             elif name == "outcome":
                 key = f"approvals.outcome.{value}"
-                out[name] = t(key) if t(key) != key else value
+                out[name] = self.t(key) if self.t(key) != key else value
             elif name == "reason":
                 out[name] = self._recycle_reason(value).rstrip("。.")
         for id_name in ("id", "survivor"):
             if values.get(id_name) and values.get("object"):
-                out[id_name] = self.names.name(values["object"], values[id_name]) or t("history.a_record")
+                out[id_name] = self.names.name(values["object"], values[id_name]) or self.t("history.a_record")
         if values.get("ids") and values.get("object"):
             ids = values["ids"].split(", ")
             named = [n for n in (self.names.name(values["object"], i) for i in ids) if n]
             gone = len(ids) - len(named)  # merged records are in the recycle bin: named only while readable
-            out["ids"] = ", ".join(named + ([t("history.records_binned", count=gone)] if gone else []))
+            out["ids"] = ", ".join(named + ([self.t("history.records_binned", count=gone)] if gone else []))
         return out
 
     def _recycle_reason(self, note: str) -> str:

@@ -54,6 +54,9 @@ def _action_values(action: dict) -> dict:
     elif kind == "create_record":
         v["object"] = action.get("object", "")
         v["values"] = "\n".join(f"{k} = {'' if val is None else val}" for k, val in (action.get("values") or {}).items())
+    elif kind == "notify" and any(isinstance(action.get(k), dict) for k in ("subject", "template")):
+        # a message in several languages ({"en": ..., "zh-CN": ...}): kept as written, edited as JSON
+        v["kind"], v["raw"] = "other", json.dumps(action, ensure_ascii=False)
     elif kind == "notify":
         to = action.get("to")
         v["to_list"] = "1" if isinstance(to, list) else ""
