@@ -14,7 +14,8 @@ from jinja2 import Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 log = logging.getLogger("metacrm.workflow")
-_ENV = ImmutableSandboxedEnvironment(autoescape=False, trim_blocks=True)
+# an empty value prints as nothing, not "None" (a message reads "Key lead: Bell Co (, east)", not "(None, east)")
+_ENV = ImmutableSandboxedEnvironment(autoescape=False, trim_blocks=True, finalize=lambda v: "" if v is None else v)
 
 
 def is_template(text: Any) -> bool:

@@ -62,6 +62,9 @@ def test_a_workflow_notification_reads_in_each_recipients_language(runtime, app,
     assert "线索：Lin Co" in page and "重点线索：Lin Co" in page and "Key lead" not in page
     page = text(web(app, en).get("/notifications"))
     assert "Lead: Emma Co" in page and "Key lead: Emma Co" in page
+    speak(runtime, system, en, "zh-CN")  # read when shown: a user who switches reads the old ones anew
+    assert [n["subject"] for n in api_items(client, en) if "Emma Co" in n["body"]] == ["线索：Emma Co"]
+    assert "重点线索：Emma Co" in text(web(app, en).get("/notifications"))
 
 
 @pytest.fixture
@@ -147,3 +150,24 @@ def test_an_email_goes_to_each_language_in_its_own_words(runtime, client, system
     approval = [(s, body) for (to, s), body in by_to.items() if to == "lin@example.com" and "Bell Co" in s]
     assert approval and "Approval requested" not in approval[0][0] and "审批" in approval[0][1]
     assert notifications.texts_for({"subject": "s", "body": "b"}, "zh-CN") == ("s", "b")
+
+
+def test_a_notify_message_map_is_checked_at_apply(runtime):
+    from metacrm.metadata.bundle import documents_bundle
+    from metacrm.platform.apply import apply_change
+    from metacrm.platform.errors import MetadataInvalid
+
+    rule = {"kind": "workflow_rule", "name": "two_languages", "object": "lead", "trigger": {"on": "create"},
+            "actions": [{"action": "notify", "to": "owner", "subject": {"en": "New: {{ record.company }}",
+                                                                       "zh-CN": "新：{{ record.company"},
+                         "template": {"en": "Hi", "zh-CN": "你好"}}]}
+    with pytest.raises(MetadataInvalid) as caught:
+        apply_change(runtime, documents_bundle([rule]))
+    assert [i.path for i in caught.value.issues] == ["/actions/0/subject/zh-CN"]
+    rule["actions"][0]["subject"]["zh-CN"] = "新：{{ record.company }}"
+    rule["actions"][0]["template"] = {"fr": ""}
+    with pytest.raises(MetadataInvalid) as caught:
+        apply_change(runtime, documents_bundle([rule]))
+    assert any(i.path.startswith("/actions/0/template") for i in caught.value.issues)
+    rule["actions"][0]["template"] = {"en": "Hi", "zh-CN": "你好"}
+    assert apply_change(runtime, documents_bundle([rule])).applied

@@ -35,6 +35,9 @@ notification = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("object", sa.String(64)),
     sa.Column("record_id", sa.String(32)),
+    # a workflow message in every language it was written in, {locale: {subject, body}}: shown in
+    # the reader's language when read, so a user who switches language reads the old ones in it too
+    sa.Column("texts", sa.JSON),
     sa.Index("ix_mc_notification_user", "user_id", "read_at", "id"),
 )
 
@@ -47,8 +50,24 @@ def ensure_tables(engine: sa.Engine, tables: list[sa.Table]) -> None:
         with engine.begin() as conn:
             if sa.inspect(conn).has_table(db.meta_state.name):
                 db.system_metadata.create_all(conn, tables=tables, checkfirst=True)
+                _add_missing_columns(conn, tables)
     except Exception:  # no database yet (e.g. `metacrm metadata validate`): init creates them
         log.debug("could not check the system tables", exc_info=True)
+
+
+def _add_missing_columns(conn: sa.Connection, tables: list[sa.Table]) -> None:
+    """A nullable column a newer version added to a system table that already exists."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    inspector = sa.inspect(conn)
+    ops = None
+    for table in tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.nullable:
+                ops = ops or Operations(MigrationContext.configure(conn))
+                ops.add_column(table.name, sa.Column(column.name, column.type, nullable=True))
 
 
 # --- delivery -----------------------------------------------------------------------------
@@ -99,6 +118,7 @@ def handle_notify(runtime: Any, items: list[outbox.Item]) -> dict:
                 "key": f"{item.key}:{user_id}"[:250], "user_id": user_id, "created_at": now, "read_at": None,
                 "subject": subject[:300] or None, "body": body,
                 "object": p.get("object"), "record_id": p.get("record_id"),
+                "texts": p.get("texts") if isinstance(p.get("texts"), dict) else None,
             })
     if rows:
         with runtime.transaction() as tx:
@@ -209,7 +229,17 @@ def in_locale(service: Any, items: list[dict], locale: str | None) -> list[dict]
 
     locale = locale or "en"
     words = NoteText(service, display.Names(service), locale=locale)
-    return [{**n, "subject": words.text(n["subject"]), "body": words.text(n["body"]), "locale": locale} for n in items]
+    return [{**n, **read_in(n, locale, words.text), "locale": locale} for n in items]
+
+
+def read_in(item: dict, locale: str, localise) -> dict:
+    """{subject, body} of a listed notification in `locale`: its own text in that language when
+    it was written in several (`texts`), else the stored text through `localise`."""
+    texts = item.get("texts")
+    if isinstance(texts, dict) and texts:
+        subject, body = texts_for({"texts": texts, "subject": item["subject"], "body": item["body"]}, locale)
+        return {"subject": subject, "body": body}
+    return {"subject": localise(item["subject"]), "body": localise(item["body"])}
 
 
 def list_for(runtime: Any, user_id: str, *, unread_only: bool = False, limit: int = 50,
@@ -225,7 +255,7 @@ def list_for(runtime: Any, user_id: str, *, unread_only: bool = False, limit: in
         unread = conn.execute(
             sa.select(sa.func.count()).select_from(n).where(n.c.user_id == user_id, n.c.read_at.is_(None))
         ).scalar()
-    return {"items": [as_json(r) for r in rows], "unread": int(unread or 0)}
+    return {"items": [{**as_json(r), "texts": r.texts} for r in rows], "unread": int(unread or 0)}
 
 
 def mark_read(runtime: Any, user_id: str, notification_id: int | None = None) -> int:

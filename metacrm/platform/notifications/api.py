@@ -21,7 +21,8 @@ def list_notifications():
     unread_only = request.args.get("unread", "").lower() in ("1", "true")
     data = notifications.list_for(runtime(), g.principal.user_id, unread_only=unread_only,
                                   limit=int_arg("limit", 50), before=int_arg("before", None, high=2**62))
-    return jsonify({**data, "items": notifications.in_locale(service(), data["items"], g.principal.locale)})
+    items = notifications.in_locale(service(), data["items"], g.principal.locale)
+    return jsonify({**data, "items": [{k: v for k, v in n.items() if k != "texts"} for n in items]})
 
 
 @routes.post("/notifications/<int:notification_id>/read")

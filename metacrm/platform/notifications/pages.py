@@ -52,7 +52,7 @@ def notification_list():
         href = None
         if n["object"] and n["record"] and registry.has_object(n["object"]):
             href = url_for("web.record_detail", object_name=n["object"], record_id=n["record"])
-        items.append({**n, "subject": words.text(n["subject"]), "body": words.text(n["body"]),
+        items.append({**n, **notifications.read_in(n, words.locale, words.text),
                       "href": href, "at": display.datetime_text(n["created_at"] or "")})
     return render_page("notifications/list.html", items=items, unread=data["unread"], title=t("notifications.title"))
 
