@@ -171,3 +171,15 @@ def test_a_notify_message_map_is_checked_at_apply(runtime):
     assert any(i.path.startswith("/actions/0/template") for i in caught.value.issues)
     rule["actions"][0]["template"] = {"en": "Hi", "zh-CN": "你好"}
     assert apply_change(runtime, documents_bundle([rule])).applied
+
+
+def test_the_automation_studio_edits_a_message_in_both_languages(runtime):
+    from metacrm.studio.automation import actions as studio
+
+    action = {"action": "notify", "to": "owner", "subject": {"en": "Overdue: {{ record.name }}",
+                                                            "zh-CN": "已逾期：{{ record.name }}"},
+              "template": {"en": "Due", "zh-CN": "到期"}}
+    values = studio._action_values(action)
+    assert (values["kind"], values["subject"], values["subject_zh"], values["template_zh"]) == \
+        ("notify", "Overdue: {{ record.name }}", "已逾期：{{ record.name }}", "到期")
+    assert studio._action_values({**action, "template": {"fr": "x"}})["kind"] == "other"  # kept as written

@@ -40,7 +40,7 @@ SYSTEM_STAMPS = ("id", "version", "created_at", "created_by", "updated_at", "upd
 
 def _blank_action(kind: str = "notify") -> dict:
     return {"kind": kind, "field": "", "value": "", "object": "", "values": "", "to": ["owner"], "to_roles": [],
-            "to_users": [], "subject": "", "template": "", "channels": ["in_app"], "url": "", "secret_ref": "",
+            "to_users": [], "subject": "", "subject_zh": "", "template": "", "template_zh": "", "channels": ["in_app"], "url": "", "secret_ref": "",
             "body": "", "process": "", "pool": "", "raw": "", "to_list": ""}
 
 
@@ -54,7 +54,8 @@ def _action_values(action: dict) -> dict:
     elif kind == "create_record":
         v["object"] = action.get("object", "")
         v["values"] = "\n".join(f"{k} = {'' if val is None else val}" for k, val in (action.get("values") or {}).items())
-    elif kind == "notify" and any(isinstance(action.get(k), dict) for k in ("subject", "template")):
+    elif kind == "notify" and any(isinstance(action.get(k), dict) and not set(action[k]) <= {"en", "zh-CN"}
+                                  for k in ("subject", "template")):
         # a message in several languages ({"en": ..., "zh-CN": ...}): kept as written, edited as JSON
         v["kind"], v["raw"] = "other", json.dumps(action, ensure_ascii=False)
     elif kind == "notify":
@@ -64,8 +65,9 @@ def _action_values(action: dict) -> dict:
         v["to"] = [r for r in to if not r.startswith(("role:", "user:"))]
         v["to_roles"] = [r[5:] for r in to if r.startswith("role:")]
         v["to_users"] = [r[5:] for r in to if r.startswith("user:")]
-        v["subject"] = action.get("subject", "")
-        v["template"] = action.get("template", "")
+        for k in ("subject", "template"):  # a string, or {"en": ..., "zh-CN": ...}: one input per language
+            value = action.get(k, "")
+            v[k], v[k + "_zh"] = (value.get("en", ""), value.get("zh-CN", "")) if isinstance(value, dict) else (value, "")
         v["channels"] = list(action.get("channels") or ["in_app"])
         if v["channels"] == ["email"]:
             v["kind"] = "email"
@@ -91,8 +93,8 @@ def read_actions(prefix: str) -> list[dict]:
         if f"{p}kind" not in form:
             continue
         action = {k: (form.get(p + k) or "").strip() for k in (
-            "kind", "field", "value", "object", "subject", "url", "secret_ref", "process", "pool", "raw", "to_list")}
-        for k in ("values", "template", "body"):
+            "kind", "field", "value", "object", "subject", "subject_zh", "url", "secret_ref", "process", "pool", "raw", "to_list")}
+        for k in ("values", "template", "template_zh", "body"):
             action[k] = form.get(p + k) or ""
         for k in ("to", "to_roles", "to_users", "channels"):
             action[k] = form.getlist(p + k)
@@ -194,9 +196,12 @@ def _build_action(key: str, av: dict, obj, registry, errors: dict) -> dict | Non
         if key + "to" in errors or key + "template" in errors:
             return None
         action: dict[str, Any] = {"action": "notify", "to": to[0] if len(to) == 1 and not av["to_list"] else to}
-        if av["subject"]:
-            action["subject"] = av["subject"]
-        action["template"] = av["template"].strip()
+        subject_zh, template_zh = av.get("subject_zh", ""), (av.get("template_zh") or "").strip()
+        if av["subject"] or subject_zh:
+            action["subject"] = ({k: v for k, v in (("en", av["subject"]), ("zh-CN", subject_zh)) if v}
+                                 if subject_zh else av["subject"])
+        action["template"] = {"en": av["template"].strip(), "zh-CN": template_zh} if template_zh \
+            else av["template"].strip()
         channels = ["email"] if kind == "email" else [c for c in CHANNELS if c in av["channels"]]
         if kind == "notify" and not channels:
             errors[key + "channels"] = t("studio.channels_required")
