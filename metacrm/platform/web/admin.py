@@ -267,7 +267,7 @@ def admin_field_add(name: str):
             # The page now shows the object as it is; submitting again adds the field to that.
             issues, loaded = _stale_issues(exc), None
         else:
-            notify(t("admin.field_added", name=field["name"]))
+            notify(t("admin.field_added", name=label_text(field["label"], current_locale(), field["name"])))
             return redirect_to("web.admin_object", name=name)
     status = 409 if issues and issues[0]["message"] == t("admin.stale_version") else 400
     return render_page("admin/object.html", status, **_object_context(name, values=values, errors=errors,
