@@ -44,6 +44,19 @@ def _labels(en: str, zh: str) -> Any:
     return en or zh or None
 
 
+def english_plural(label: str) -> str:
+    """The plural an admin who left it empty most likely means ("Project" → "Projects",
+    "Opportunity" → "Opportunities", "Box" → "Boxes"); Chinese needs none."""
+    if not label or not label[-1].isalpha() or not label.isascii():
+        return label
+    lower = label.lower()
+    if lower.endswith("y") and lower[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return label[:-1] + "ies"
+    if lower.endswith(("s", "x", "z", "ch", "sh")):
+        return label + "es"
+    return label + "s"
+
+
 def slug(text: str) -> str:
     """'Contract value (CNY)' -> 'contract_value_cny'; '' when nothing usable is left."""
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
@@ -128,7 +141,7 @@ def admin_object_create():
         doc = {
             "kind": "object", "name": name,
             "label": _labels(values["label_en"], values["label_zh"]),
-            "plural_label": _labels(values["plural_en"] or values["label_en"],
+            "plural_label": _labels(values["plural_en"] or english_plural(values["label_en"]),
                                     values["plural_zh"] or values["label_zh"]),
             "name_field": "name",
             "fields": [{"name": "name", "type": "text", "label": {"en": "Name", "zh-CN": "名称"},
