@@ -123,6 +123,22 @@ def test_every_message_key_used_anywhere_is_in_the_catalogue(runtime):
     assert used and not missing, missing
 
 
+def test_no_two_features_give_one_message_key_different_texts():
+    """The catalogue is one dictionary: a key two features define differently shows whichever
+    loaded last on both features' pages (it did: the studio's field editors read the rule forms'
+    texts)."""
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    clashes = []
+    for folder in _message_folders():
+        for locale in i18n.LOCALES:
+            for key, text in json.loads((folder / f"{locale}.json").read_text(encoding="utf-8")).items():
+                where = str(folder.parent.relative_to(PACKAGE))
+                first = seen.setdefault((locale, key), (where, text))
+                if first[1] != text:
+                    clashes.append(f"{locale} {key}: {first[0]} and {where}")
+    assert not clashes, "\n".join(clashes)
+
+
 def test_no_module_is_longer_than_the_limit_without_a_reason():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}

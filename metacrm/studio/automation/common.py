@@ -101,7 +101,7 @@ def read_condition(prefix: str, obj, problems: dict, key: str, allow_changed: bo
     flt, rows, row_errors = rows_from_form(request.form, fields, prefix)
     flt = _numbers(flt, fields)
     if row_errors:
-        problems[key] = t("studio.fix_rows")
+        problems[key] = t("automation.fix_rows")
     return flt, {"rows": rows, "json": None, "errors": row_errors, "json_error": ""}
 
 

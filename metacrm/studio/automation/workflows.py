@@ -193,7 +193,7 @@ def _build(values: dict, existing: dict | None, obj, errors: dict) -> dict | Non
         trigger = {"on": "schedule"}
         fdef = obj.all_fields.get(values["sched_field"])
         if fdef is None or fdef.value_type not in ("date", "datetime"):
-            errors["sched_field"] = t("studio.pick_date_field")
+            errors["sched_field"] = t("automation.pick_date_field")
         else:
             trigger["field"] = fdef.name
         try:

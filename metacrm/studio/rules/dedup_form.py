@@ -263,7 +263,7 @@ def _handle(live: dict | None, object_name: str):
     if errors:
         status = 400 if action != "edit" else 200
         if not issues and action != "edit":
-            issues = [{"document": f"{KIND}/{doc['name'] or '?'}", "path": "/", "message": t("studio.fix_inputs")}]
+            issues = [{"document": f"{KIND}/{doc['name'] or '?'}", "path": "/", "message": t("rules.fix_inputs")}]
     if action == "edit":
         errors, issues = {}, []
     return render_page("studio_rules/dedup_form.html", status,

@@ -395,11 +395,11 @@ def _handle(live: dict | None, object_name: str):
                    else t("admin.no_changes"))
             return redirect_to("web.studio_pool_edit", name=doc["name"])
         if errors and not issues:
-            issues = [{"document": f"{KIND}/{doc['name']}", "path": "/", "message": t("studio.fix_inputs")}]
+            issues = [{"document": f"{KIND}/{doc['name']}", "path": "/", "message": t("rules.fix_inputs")}]
     elif action not in ("preview", "apply"):
         status = 200
     if errors and not issues:
-        issues = [{"document": f"{KIND}/{doc['name'] or '?'}", "path": "/", "message": t("studio.fix_inputs")}]
+        issues = [{"document": f"{KIND}/{doc['name'] or '?'}", "path": "/", "message": t("rules.fix_inputs")}]
     return render_page("studio_rules/pool_form.html", status,
                        **_context(object_name, values, live, choices, errors=errors, issues=issues, **outcome))
 
