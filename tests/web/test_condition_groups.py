@@ -85,8 +85,8 @@ def test_a_blank_group_is_ignored_and_a_filled_one_counts(app, runtime):
 def test_bad_input_is_a_precise_error_beside_its_item(app, runtime):
     flt, rows, errors = _read(app, runtime, {"c.0.kind": "group", "c.0.mode": "some",
                                              "c.1.group": "0", "c.1.field": "source", "c.1.value": "web"})
-    assert errors == {0: "This condition is in a group that does not exist."} or 0 in errors
-    assert flt is None
+    assert errors == {0: "Choose whether all or any of the group must hold."} and flt is None
+    assert rows == [{"kind": "group", "mode": "some", "not": False}, {"field": "source", "op": "eq", "value": "web", "group": 0}]
     flt, rows, errors = _read(app, runtime, {"c.0.field": "status", "c.0.value": "new",
                                              "c.1.group": "7", "c.1.field": "source", "c.1.value": "web"})
     assert list(errors) == [1] and "group" in errors[1] and rows[1]["field"] == "source"

@@ -149,7 +149,7 @@ def rows_from_form(form: Mapping[str, str], fields: Mapping[str, FieldDef], pref
             depth_of[position] = depth_of.get(parent, 0) + 1 if parent is not None else 1
             members[position] = []
             if problem is None and item["mode"] not in ("all", "any"):
-                problem = t("condrows.bad_group")
+                problem = t("condrows.bad_mode")
             if problem is None and depth_of[position] > MAX_GROUP_DEPTH:
                 problem = t("condrows.too_deep", levels=MAX_GROUP_DEPTH)
             if problem:
