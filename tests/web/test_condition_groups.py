@@ -130,3 +130,23 @@ def test_a_report_saved_with_a_nested_filter_counts_the_right_leads(app, client,
     bad = post(mc, "/reports/new_web_or_referral/edit", dict(form, **{"c.3.field": "nope"}))
     assert bad.status_code in (200, 400) and "There is no field nope" in bad.get_data(as_text=True)
     assert runtime.compiled().registry.get("report", "new_web_or_referral")["filter"] == doc["filter"]
+
+
+def test_a_pool_with_a_nested_entry_condition_edits_in_the_rows(admin_client, runtime):
+    from metacrm.metadata.bundle import documents_bundle
+    from metacrm.platform.apply import apply_change
+    from tests.web.test_studio_rules import doc, form_of, text
+
+    nested = {"all": [{"product_line": {"is_null": True}},
+                      {"not": {"any": [{"source": "web"}, {"source": "referral"}]}}]}
+    apply_change(runtime, documents_bundle([dict(doc(runtime, "pool", "general_leads"), entry=nested)]))
+    raw = admin_client.get("/admin/rules/pools/general_leads").get_data(as_text=True)
+    assert 'name="entry.1.kind"' in raw and re.search(r'name="entry\.1\.not"[^>]*checked', raw)
+    form = form_of(raw)
+    untouched = post(admin_client, "/admin/rules/pools/general_leads", {**form, "_action": "preview"})
+    assert untouched.status_code == 200 and "No changes" in text(untouched), text(untouched)
+    del form["entry.1.not"]
+    applied = post(admin_client, "/admin/rules/pools/general_leads", {**form, "_action": "apply"})
+    assert applied.status_code == 303, text(applied)
+    assert doc(runtime, "pool", "general_leads")["entry"] == {
+        "all": [{"product_line": {"is_null": True}}, {"any": [{"source": "web"}, {"source": "referral"}]}]}
