@@ -129,7 +129,8 @@ def approval_request(request_id: str):
     process = service.registry.get("approval_process", req["process"]) or {}
     steps = [{**s, "status_text": status_text(s["status"]),
               "approver_names": [names.get(a, a) for a in s["approvers"]]} for s in req["steps"]]
-    decisions = [{**d, "status_text": status_text(d["status"]), "approver_name": names.get(d["approver"], d["approver"]),
+    decisions = [{**d, "step_text": _step_text(req["process"], d.get("step")),
+                  "status_text": status_text(d["status"]), "approver_name": names.get(d["approver"], d["approver"]),
                   "behalf_name": names.get(d["on_behalf_of"], d["on_behalf_of"]) if d["on_behalf_of"] else None,
                   "at": display.datetime_text(d["decided_at"] or "")} for d in req["decisions"]]
     return render_page(
@@ -137,7 +138,7 @@ def approval_request(request_id: str):
         title=req.get("record_name") or req["record"] or _process_label(req["process"]), process_label=_process_label(req["process"]),
         object_label=_object_label(req["object"]), status_text=status_text(req["status"]),
         submitter=names.get(req["submitter"], req["submitter"] or t("history.system")),
-        approvers=[names.get(a, a) for a in req["approvers"]],
+        approvers=[names.get(a, a) for a in req["approvers"]], step_text=_step_text(req["process"], req.get("step")),
         submitted_at=display.datetime_text(req["submitted_at"] or ""),
         record_href=url_for("web.record_detail", object_name=req["object"], record_id=req["record"])
         if record is not None else None,

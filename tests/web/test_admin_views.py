@@ -35,6 +35,12 @@ def test_create_a_custom_object_and_use_it_at_once(admin_client, system):
     assert again.status_code == 400 and "exists already" in text(again)
     bad = post(admin_client, "/admin/objects", {"name": "Bad Name", "label_en": "Bad"})
     assert bad.status_code == 400 and "lowercase" in text(bad)
+    # a plural left empty is made from the label, so lists do not read "Opportunity" for many
+    for label, plural in (("Site visit", "Site visits"), ("Facility", "Facilities"), ("Box", "Boxes"),
+                          ("Survey", "Surveys")):
+        assert post(admin_client, "/admin/objects", {"label_en": label, "label_zh": "对象"}).status_code == 303
+        doc = system.runtime.registry().get("object", label.lower().replace(" ", "_"))
+        assert doc["plural_label"] == {"en": plural, "zh-CN": "对象"}
 
 
 def test_add_a_field_in_a_form_and_fill_it_without_restart(admin_client, system):

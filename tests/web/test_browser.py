@@ -234,7 +234,7 @@ def test_admin_adds_a_field_and_fills_it_without_restart(session_for):
     page.select_option("#af-type", "currency")
     assert page.locator("#af-options").is_hidden()  # shown only for picklists
     page.click("#add-field")
-    assert "Field contract_value added." in page.inner_text(".notice")
+    assert "Field “Contract value” added." in page.inner_text(".notice")  # its label, not its name
     s.go("/records/lead/new")
     page.fill("#f-company", "Custom Field Co")
     page.select_option("#f-source", "web")

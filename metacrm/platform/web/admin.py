@@ -44,6 +44,19 @@ def _labels(en: str, zh: str) -> Any:
     return en or zh or None
 
 
+def english_plural(label: str) -> str:
+    """The plural an admin who left it empty most likely means ("Project" → "Projects",
+    "Opportunity" → "Opportunities", "Box" → "Boxes"); Chinese needs none."""
+    if not label or not label[-1].isalpha() or not label.isascii():
+        return label
+    lower = label.lower()
+    if lower.endswith("y") and lower[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return label[:-1] + "ies"
+    if lower.endswith(("s", "x", "z", "ch", "sh")):
+        return label + "es"
+    return label + "s"
+
+
 def slug(text: str) -> str:
     """'Contract value (CNY)' -> 'contract_value_cny'; '' when nothing usable is left."""
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
@@ -128,7 +141,7 @@ def admin_object_create():
         doc = {
             "kind": "object", "name": name,
             "label": _labels(values["label_en"], values["label_zh"]),
-            "plural_label": _labels(values["plural_en"] or values["label_en"],
+            "plural_label": _labels(values["plural_en"] or english_plural(values["label_en"]),
                                     values["plural_zh"] or values["label_zh"]),
             "name_field": "name",
             "fields": [{"name": "name", "type": "text", "label": {"en": "Name", "zh-CN": "名称"},
@@ -267,7 +280,7 @@ def admin_field_add(name: str):
             # The page now shows the object as it is; submitting again adds the field to that.
             issues, loaded = _stale_issues(exc), None
         else:
-            notify(t("admin.field_added", name=field["name"]))
+            notify(t("admin.field_added", name=label_text(field["label"], current_locale(), field["name"])))
             return redirect_to("web.admin_object", name=name)
     status = 409 if issues and issues[0]["message"] == t("admin.stale_version") else 400
     return render_page("admin/object.html", status, **_object_context(name, values=values, errors=errors,
