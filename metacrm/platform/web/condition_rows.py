@@ -20,7 +20,9 @@ from ..filters import validate_filter
 from . import display
 from .i18n import current_locale, t
 
-MAX_ROWS = 20
+MAX_ROWS = 20  # rows a flat form draws at most (kept for callers)
+MAX_ITEMS = 80  # rows and groups read from one posted form
+MAX_GROUP_DEPTH = 4  # groups within groups
 OPERATORS = {
     "text": ("eq", "ne", "contains", "startswith", "is_null"),
     "choice": ("eq", "ne", "is_null"),
@@ -87,63 +89,170 @@ def _value(fdef: FieldDef, op: str, text: str) -> Any:
 
 def rows_from_form(form: Mapping[str, str], fields: Mapping[str, FieldDef], prefix: str = "c"
                    ) -> tuple[Any, list[dict], dict[int, str]]:
-    """(filter or None, the rows as entered, {row index: problem}). Rows without a field are
-    ignored; a row naming a field the caller may not see is a problem of that row."""
-    rows, parts, errors = [], [], {}
-    for index in range(MAX_ROWS):
-        name = (form.get(f"{prefix}.{index}.field") or "").strip()
-        op = (form.get(f"{prefix}.{index}.op") or "eq").strip()
-        text = (form.get(f"{prefix}.{index}.value") or "").strip()
-        if not name:
+    """(filter or None, the items as entered, {item index: problem}). Rows without a field are
+    ignored; a row naming a field the caller may not see is a problem of that row.
+
+    Items are rows (`<prefix>.<n>.field / op / value`) and groups (`<prefix>.<n>.kind = group`,
+    `.mode` all / any, `.not`); `<prefix>.<n>.group` names the group an item is in (the index of an
+    earlier group item; empty or absent: the top level, whose items are AND-ed as before). A group
+    without any filled row is dropped, so a blank group is as harmless as a blank row. The items
+    come back in order, a nested one with `group` = the position of its group in the list."""
+    raw: dict[int, dict] = {}
+    for index in range(MAX_ITEMS):
+        kind = (form.get(f"{prefix}.{index}.kind") or "").strip()
+        parent_text = (form.get(f"{prefix}.{index}.group") or "").strip()
+        if kind == "group":
+            item = {"kind": "group", "mode": (form.get(f"{prefix}.{index}.mode") or "all").strip(),
+                    "not": bool(form.get(f"{prefix}.{index}.not"))}
+        else:
+            name = (form.get(f"{prefix}.{index}.field") or "").strip()
+            if not name:
+                continue
+            item = {"field": name, "op": (form.get(f"{prefix}.{index}.op") or "eq").strip(),
+                    "value": (form.get(f"{prefix}.{index}.value") or "").strip()}
+        item["_parent"] = parent_text
+        raw[index] = item
+    # Which groups hold a filled row (their own or a nested group's): the others are dropped.
+    filled: set[int] = set()
+    for index, item in raw.items():
+        if item.get("kind") == "group":
             continue
-        row = {"field": name, "op": op, "value": text}
+        seen, at = set(), item["_parent"]
+        while at.isdigit() and int(at) in raw and raw[int(at)].get("kind") == "group" and int(at) not in seen:
+            seen.add(int(at))
+            filled.add(int(at))
+            at = raw[int(at)]["_parent"]
+    rows: list[dict] = []
+    errors: dict[int, str] = {}
+    position_of: dict[int, int] = {}
+    depth_of: dict[int, int] = {}
+    members: dict[int | None, list[tuple[int, Any]]] = {None: []}  # group position -> [(position, part)]
+    for index in sorted(raw):
+        item = raw[index]
+        if item.get("kind") == "group" and index not in filled:
+            continue
+        parent_text = item.pop("_parent")
         position = len(rows)
-        rows.append(row)
-        fdef = fields.get(name)
-        if fdef is None or row_kind(fdef) is None:
-            errors[position] = t("condrows.unknown_field", field=name)
+        parent: int | None = None
+        problem = None
+        if parent_text:
+            owner = int(parent_text) if parent_text.isdigit() else -1
+            if owner >= index or owner not in position_of or raw[owner].get("kind") != "group":
+                problem = t("condrows.bad_group")
+            else:
+                parent = position_of[owner]
+        if parent is not None:
+            item["group"] = parent
+        rows.append(item)
+        if item.get("kind") == "group":
+            position_of[index] = position
+            depth_of[position] = depth_of.get(parent, 0) + 1 if parent is not None else 1
+            members[position] = []
+            if problem is None and item["mode"] not in ("all", "any"):
+                problem = t("condrows.bad_mode")
+            if problem is None and depth_of[position] > MAX_GROUP_DEPTH:
+                problem = t("condrows.too_deep", levels=MAX_GROUP_DEPTH)
+            if problem:
+                errors[position] = problem
+                members[position] = None  # type: ignore[assignment]  # an invalid group adds nothing
+            elif members.get(parent) is not None:
+                members[parent].append((position, position))  # type: ignore[union-attr]
             continue
-        if op not in OPERATORS[row_kind(fdef)]:
-            errors[position] = t("condrows.bad_operator")
+        if problem:
+            errors[position] = problem
             continue
-        if text == "" and op != "is_null":
-            errors[position] = t("condrows.value_required")
-            continue
-        value = _value(fdef, op, text)
-        condition = {name: value} if op == "eq" else {name: {op: value}}
-        problems = validate_filter(condition, dict(fields))
-        if problems:
-            errors[position] = t("condrows.bad_value", field=fdef.display_label(current_locale()))
-            continue
-        parts.append(condition)
+        problem, condition = _condition(item, fields)
+        if problem:
+            errors[position] = problem
+        elif members.get(parent) is not None:
+            members[parent].append((position, condition))  # type: ignore[union-attr]
+
+    def build(group: int | None) -> list:
+        out = []
+        for _, part in members.get(group) or []:
+            if isinstance(part, int):  # a nested group
+                inner = build(part)
+                if not inner:
+                    continue
+                body = inner[0] if len(inner) == 1 else {rows[part]["mode"]: inner}
+                out.append({"not": body} if rows[part]["not"] else body)
+            else:
+                out.append(part)
+        return out
+
+    parts = build(None)
     flt = None if not parts else parts[0] if len(parts) == 1 else {"all": parts}
     return flt, rows, errors
 
 
+def _condition(row: dict, fields: Mapping[str, FieldDef]) -> tuple[str | None, Any]:
+    """(problem, None) or (None, the condition) for one filled row."""
+    name, op, text = row["field"], row["op"], row["value"]
+    fdef = fields.get(name)
+    if fdef is None or row_kind(fdef) is None:
+        return t("condrows.unknown_field", field=name), None
+    if op not in OPERATORS[row_kind(fdef)]:
+        return t("condrows.bad_operator"), None
+    if text == "" and op != "is_null":
+        return t("condrows.value_required"), None
+    value = _value(fdef, op, text)
+    condition = {name: value} if op == "eq" else {name: {op: value}}
+    if validate_filter(condition, dict(fields)):
+        return t("condrows.bad_value", field=fdef.display_label(current_locale())), None
+    return None, condition
+
+
 def rows_from_filter(flt: Any) -> list[dict] | None:
-    """The rows that make `flt` (None when it is not a flat AND of simple conditions)."""
+    """The items that make `flt` (None when rows and groups cannot show it). A flat AND of simple
+    conditions gives plain rows, exactly as before; all / any / not nest as groups."""
     if flt in (None, {}):
         return []
     parts = flt.get("all") if isinstance(flt, dict) and set(flt) == {"all"} else [flt]
-    rows = []
-    for part in parts if isinstance(parts, list) else []:
-        if not isinstance(part, dict) or len(part) != 1:
+    if not isinstance(parts, list):
+        return None
+    rows: list[dict] = []
+    for part in parts:
+        if not _add_item(part, rows, None, 0):
             return None
-        (name, cond), = part.items()
-        if name in ("all", "any", "not"):
-            return None
-        if isinstance(cond, dict):
-            if len(cond) != 1:
-                return None
-            (op, value), = cond.items()
-        else:
-            op, value = "eq", cond
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, (list, dict)):
-            return None
-        rows.append({"field": name, "op": op, "value": "" if value is None else str(value)})
     return rows
+
+
+def _add_item(part: Any, rows: list[dict], group: int | None, depth: int) -> bool:
+    if not isinstance(part, dict) or len(part) != 1:
+        return False
+    (name, cond), = part.items()
+    if name in ("all", "any", "not"):
+        if depth >= MAX_GROUP_DEPTH:
+            return False
+        negate = name == "not"
+        body = cond
+        if negate and isinstance(body, dict) and len(body) == 1 and next(iter(body)) in ("all", "any"):
+            (name, body), = body.items()
+        elif negate:
+            name, body = "all", [body]
+        if not isinstance(body, list) or not body:
+            return False
+        position = len(rows)
+        item: dict[str, Any] = {"kind": "group", "mode": name, "not": negate}
+        if group is not None:
+            item["group"] = group
+        rows.append(item)
+        return all(_add_item(inner, rows, position, depth + 1) for inner in body)
+    if isinstance(cond, dict):
+        if len(cond) != 1:
+            return False
+        (op, value), = cond.items()
+    else:
+        op, value = "eq", cond
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    elif isinstance(value, (list, dict)):
+        return False
+    row = {"field": name, "op": op, "value": "" if value is None else str(value)}
+    if group is not None:
+        row["group"] = group
+    rows.append(row)
+    return True
 
 
 def describe(flt: Any, fields: Mapping[str, FieldDef]) -> list[str] | None:

@@ -114,6 +114,12 @@ def _numbers(flt: Any, fields: dict) -> Any:
     out = []
     for part in parts:
         (name, cond), = part.items()
+        if name in ("all", "any") and isinstance(cond, list):  # a nested group of the condition rows
+            out.append({name: [_numbers(inner, fields) for inner in cond]})
+            continue
+        if name == "not":
+            out.append({"not": _numbers(cond, fields)})
+            continue
         fdef = fields.get(name)
         if fdef is not None and fdef.value_type in ("decimal", "currency", "percent"):
             if isinstance(cond, dict):

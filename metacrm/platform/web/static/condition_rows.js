@@ -1,25 +1,46 @@
-/* The simple condition form (templates/_condition_rows.html): add and remove rows, and give each row
-   the operators and the value input of the field it names. The form posts normally without this. */
+/* The condition form (templates/_condition_rows.html): add and remove rows and groups, and give each
+   row the operators and the value input of the field it names. Items are numbered in document order
+   and each names the group it is in, so the server reads the nesting from the names alone. The form
+   posts normally without this (a blank row and a blank group are always drawn). */
 (function () {
   "use strict";
 
   function setup(box) {
     var prefix = box.getAttribute("data-condrows");
-    var list = box.querySelector(".condrows-list");
+    var rootList = box.querySelector("[data-cond-list]");
+    var rootAdd = box.querySelector(":scope > [data-cond-add]");
+    var removeLabel = rootAdd.getAttribute("data-remove-label") || "×";
 
     function templateFor(name) {
       return box.querySelector('template[data-cond-field="' + name + '"]');
     }
 
-    function renumber() {
-      list.querySelectorAll("[data-condrow]").forEach(function (row, i) {
-        [["cond-field", "field"], ["cond-op", "op"], ["cond-value", "value"]].forEach(function (pair) {
-          var el = row.querySelector("." + pair[0]);
-          var label = row.querySelector('label[for="' + el.id + '"]');
-          el.name = prefix + "." + i + "." + pair[1];
+    function rename(item, i, pairs) {
+      pairs.forEach(function (pair) {
+        var el = item.querySelector(":scope > ." + pair[0] + ", :scope > legend > ." + pair[0] +
+                                    ", :scope > legend > label > ." + pair[0]);
+        if (!el) { return; }
+        var label = el.id ? item.querySelector('label[for="' + el.id + '"]') : null;
+        el.name = prefix + "." + i + "." + pair[1];
+        if (el.id) {
           el.id = prefix + "-" + i + "-" + pair[1];
           if (label) { label.htmlFor = el.id; }
-        });
+        }
+      });
+    }
+
+    function renumber() {
+      var items = box.querySelectorAll("[data-condrow], [data-condgroup]");
+      items.forEach(function (item, i) { item.setAttribute("data-cond-index", String(i)); });
+      items.forEach(function (item, i) {
+        var owner = item.parentElement.closest("[data-condgroup], [data-condrows]");
+        var parent = item.querySelector(":scope > .cond-parent, :scope > legend > .cond-parent");
+        parent.value = owner && owner.hasAttribute("data-condgroup") ? owner.getAttribute("data-cond-index") : "";
+        if (item.hasAttribute("data-condrow")) {
+          rename(item, i, [["cond-parent", "group"], ["cond-field", "field"], ["cond-op", "op"], ["cond-value", "value"]]);
+        } else {
+          rename(item, i, [["cond-kind", "kind"], ["cond-parent", "group"], ["cond-mode", "mode"], ["cond-not", "not"]]);
+        }
       });
     }
 
@@ -51,7 +72,7 @@
       value.hidden = row.querySelector(".cond-op").value === "is_null";
     }
 
-    function wire(row) {
+    function wireRow(row) {
       row.querySelector(".cond-field").addEventListener("change", function () { applyField(row); });
       row.querySelector(".cond-op").addEventListener("change", function () { syncValue(row); });
       var remove = row.querySelector("[data-cond-remove]");
@@ -60,12 +81,13 @@
         remove.type = "button";
         remove.className = "btn btn-small cond-remove";
         remove.setAttribute("data-cond-remove", "");
-        remove.textContent = box.querySelector("[data-cond-add]").getAttribute("data-remove-label") || "×";
+        remove.textContent = removeLabel;
         row.insertBefore(remove, row.querySelector(".field-error"));
       }
       remove.hidden = false;
       remove.addEventListener("click", function () {
-        if (list.querySelectorAll("[data-condrow]").length > 1) {
+        var list = row.parentElement;
+        if (list.querySelectorAll(":scope > [data-condrow]").length > 1) {
           row.remove();
         } else {
           row.querySelector(".cond-field").value = "";
@@ -76,22 +98,59 @@
       syncValue(row);
     }
 
-    var rows = list.querySelectorAll("[data-condrow]");
-    rows.forEach(wire);
-    var blank = rows[rows.length - 1];
-    var pattern = blank.cloneNode(true);
-    var add = box.querySelector("[data-cond-add]");
-    add.hidden = false;
-    add.addEventListener("click", function () {
-      var row = pattern.cloneNode(true);
+    function freshRow() {
+      var row = rowPattern.cloneNode(true);
       row.querySelectorAll("[data-cond-remove]").forEach(function (b) { b.remove(); });
       row.querySelectorAll(".field-error").forEach(function (p) { p.remove(); });
       row.classList.remove("has-error");
-      list.appendChild(row);
-      renumber();
-      wire(row);
-      row.querySelector(".cond-field").focus();
-    });
+      return row;
+    }
+
+    function wireAdders(list, addRow, addGroup) {
+      addRow.hidden = false;
+      addRow.addEventListener("click", function () {
+        var row = freshRow();
+        list.appendChild(row);
+        renumber();
+        wireRow(row);
+        row.querySelector(".cond-field").focus();
+      });
+      addGroup.hidden = false;
+      addGroup.addEventListener("click", function () {
+        var group = groupPattern.cloneNode(true);
+        list.appendChild(group);
+        wireGroup(group);
+        renumber();
+        group.querySelector(".cond-mode").focus();
+      });
+    }
+
+    function wireGroup(group) {
+      var list = group.querySelector(":scope > [data-cond-list]");
+      var actions = group.querySelector(":scope > .condgroup-actions");
+      list.querySelectorAll(":scope > [data-condrow]").forEach(wireRow);
+      wireAdders(list, actions.querySelector("[data-cond-add]"), actions.querySelector("[data-cond-add-group]"));
+      var remove = actions.querySelector("[data-cond-remove-group]");
+      remove.hidden = false;
+      remove.addEventListener("click", function () {
+        group.remove();
+        renumber();
+      });
+      list.querySelectorAll(":scope > [data-condgroup]").forEach(wireGroup);
+    }
+
+    var rootRows = rootList.querySelectorAll(":scope > [data-condrow]");
+    var rowPattern = rootRows[rootRows.length - 1].cloneNode(true);
+    var blankGroup = rootList.querySelector(":scope > [data-cond-blank-group]");
+    blankGroup.remove();
+    blankGroup.removeAttribute("data-cond-blank-group");
+    var isNew = blankGroup.querySelector(".condgroup-new");
+    if (isNew) { isNew.remove(); }
+    var groupPattern = blankGroup.cloneNode(true);
+    rootRows.forEach(wireRow);
+    rootList.querySelectorAll(":scope > [data-condgroup]").forEach(wireGroup);
+    wireAdders(rootList, rootAdd, box.querySelector(":scope > [data-cond-add-group]"));
+    renumber();
   }
 
   document.querySelectorAll("[data-condrows]").forEach(setup);
