@@ -57,9 +57,10 @@ def fingerprint() -> str:
     digest = hashlib.sha256()
     digest.update(f"{request.method} {request.path}?{request.query_string.decode('latin-1')}\n".encode())
     if (request.mimetype or "") == "multipart/form-data":
-        for name, value in sorted(request.form.items(multi=True)):
+        # a part's name or value may be missing in a malformed body: sort on their text
+        for name, value in sorted(request.form.items(multi=True), key=lambda kv: (str(kv[0]), str(kv[1]))):
             digest.update(b"F" + json.dumps([name, value]).encode())
-        for name, upload in sorted(request.files.items(multi=True), key=lambda kv: kv[0]):
+        for name, upload in sorted(request.files.items(multi=True), key=lambda kv: str(kv[0])):
             content = upload.read()
             upload.seek(0)
             digest.update(b"U" + json.dumps([name, upload.filename]).encode() + hashlib.sha256(content).digest())
