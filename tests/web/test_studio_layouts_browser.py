@@ -105,7 +105,7 @@ def test_an_admin_designs_two_sections_and_a_rep_sees_them(session_for, server):
         rep = session_for("rosa", PASSWORD, viewport=viewport)
         rep.use_locale(locale)
         rep.go(f"/records/lead/{lead['id']}")
-        sections = rep.page.locator(".detail-main > section.card:not(.related)")
+        sections = rep.page.locator(".detail-main > section.card:not(.related):not(.files-card):not(.log-card)")
         assert sections.count() == 2
         second = sections.nth(1)
         assert second.locator("h2").inner_text() == title
